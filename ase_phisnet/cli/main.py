@@ -1,0 +1,53 @@
+"""Entry point of the ``phisnet`` console command.
+
+Each command lives in its own module under :mod:`ase_phisnet.cli` and exposes
+``add_parser(subparsers)``, which registers the command and sets ``func`` on its parser.
+Errors a user can fix (bad input) end with one message on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .. import __version__
+
+#: Command modules, in the order ``phisnet --help`` lists them.
+COMMAND_MODULES = ["data"]
+
+
+class UserError(Exception):
+    """An error caused by the user's input; the CLI prints it without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="phisnet",
+        description="PhiSNet: a learned Kohn-Sham Hamiltonian as an ASE calculator, "
+        "with the PySCF data pipeline, training and evaluation around it.",
+    )
+    parser.add_argument("--version", action="version", version=f"ase_phisnet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__package__}.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        # a command group without its subcommand: show that group's help
+        (getattr(args, "group_parser", None) or parser).print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, ValueError, FileNotFoundError, KeyError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"phisnet {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
