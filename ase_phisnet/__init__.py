@@ -8,5 +8,6 @@ data pipeline, training and evaluation around it.
 __version__ = "0.1.0"
 
 from .basis import AOBasis  # noqa: E402
+from .model.io import load_model, shipped_models  # noqa: E402
 
-__all__ = ["AOBasis", "__version__"]
+__all__ = ["AOBasis", "load_model", "shipped_models", "__version__"]

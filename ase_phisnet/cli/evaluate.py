@@ -1,0 +1,75 @@
+"""``phisnet evaluate MODEL DATASET``: H / eps / psi metrics on a split recorded in the model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+EPILOG = """examples:
+  phisnet evaluate water-pbe-def2svp ../shared/data/water_pbe_def2svp_500K.h5
+  phisnet evaluate runs/water-pbe-def2svp/best data/water --split val --json metrics.json --markdown table.md
+
+The split is the one recorded in the model's config.json (frame indices of its training data);
+'all' takes every frame of DATASET.
+"""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="H, orbital-energy and orbital metrics of a model on a dataset",
+        description="Evaluate a model as the field does: H MAE over all matrix elements (µEh), MAE of the "
+        "occupied orbital energies (µEh) and mean |cosine| of occupied orbital coefficients (%), "
+        "eigenproblems with the reference overlap.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", help="shipped model name or model folder")
+    p.add_argument("dataset", help="dataset folder or reference .h5 file")
+    p.add_argument("--split", default="test", choices=["test", "val", "train", "all"], help="frames to evaluate (default: test)")
+    p.add_argument("--max-frames", type=int, help="evaluate only the first N frames of the split")
+    p.add_argument("--json", dest="json_out", help="write the metrics as JSON here")
+    p.add_argument("--markdown", help="write the markdown table here")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def select_split(model, frames: list[dict], split: str) -> list[dict]:
+    """Frames of ``split`` as recorded in the model's metadata (dataset frame indices)."""
+    from .main import UserError
+
+    if split == "all":
+        return frames
+    recorded = getattr(model, "metadata", {}).get("splits", {})
+    if split not in recorded:
+        raise UserError(f"the model records no {split!r} split; use --split all or one of {sorted(k for k in recorded if k in ('train', 'val', 'test'))}")
+    by_index = {int(f["index"]): f for f in frames}
+    missing = [i for i in recorded[split] if i not in by_index]
+    if missing:
+        raise UserError(f"{len(missing)} frame(s) of the {split} split are not in this dataset (e.g. index {missing[0]}); is it the dataset the model was trained on?")
+    return [by_index[i] for i in recorded[split]]
+
+
+def run(args) -> int:
+    from ..evaluation import evaluate, markdown_table
+    from ..model.io import load_model
+    from ..training.data import load_frames
+
+    model = load_model(args.model)
+    frames, _ = load_frames(args.dataset)
+    frames = select_split(model, frames, args.split)
+    if args.max_frames:
+        frames = frames[: args.max_frames]
+    result = evaluate(model, frames, progress=not args.no_progress)
+    summary = {k: v for k, v in result.items() if k != "per_frame_h_mae_uEh"}
+    summary.update({"model": str(args.model), "dataset": str(args.dataset), "split": args.split})
+    table = markdown_table(result, label=Path(str(args.model)).name, split=args.split)
+    print(json.dumps(summary, indent=2))
+    print()
+    print(table)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(summary, indent=2) + "\n")
+    if args.markdown:
+        Path(args.markdown).write_text(table)
+    return 0

@@ -1,0 +1,141 @@
+"""Import the shared HDF5 reference sets (``/work/shared/data/*.h5``) into a :class:`FrameStore`.
+
+The HDF5 layout (``/work/shared/data/README.md``): one dataset per frame key, the frame axis
+first (``numbers`` once, shape (natm,)), file attributes ``xc``, ``basis``, ``grids_level``,
+``conv_tol``, ``pyscf_version`` (and ``units``, ``ao_order``, ``source``). Row ``i`` becomes
+frame ``i``. The file is read in place, never copied.
+
+Examples
+--------
+>>> from ase_phisnet.data import import_h5
+>>> store = import_h5("/work/shared/data/water_pbe_def2svp_500K.h5", "runs/water")  # doctest: +SKIP
+>>> len(store)                                                                    # doctest: +SKIP
+2500
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .store import AO_ORDER, FRAME_KEYS, UNITS, FrameStore, make_meta
+
+#: File attributes an HDF5 set must have.
+REQUIRED_ATTRS = ("xc", "basis", "grids_level", "conv_tol")
+
+
+class ImportFormatError(ValueError):
+    """An HDF5 file that does not follow the shared reference-set layout."""
+
+
+def _attr(value):
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def read_h5(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
+    """Read a whole HDF5 reference set into memory.
+
+    Returns
+    -------
+    arrays : dict
+        The keys of :data:`~ase_phisnet.data.store.FRAME_KEYS`, ``numbers`` as (n, natm).
+    attrs : dict
+        The file attributes, as Python values.
+
+    Raises
+    ------
+    FileNotFoundError, ImportFormatError
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"HDF5 file {path} does not exist")
+    try:
+        fh = h5py.File(path, "r")
+    except OSError as err:
+        raise ImportFormatError(f"{path} is not a readable HDF5 file ({err})") from None
+    with fh:
+        keys = set(fh.keys())
+        missing = [k for k in FRAME_KEYS if k not in keys]
+        unknown = sorted(keys - set(FRAME_KEYS))
+        if missing or unknown:
+            raise ImportFormatError(
+                f"{path} does not have the reference-set layout: "
+                + (f"missing keys: {', '.join(missing)}; " if missing else "")
+                + (f"unknown keys: {', '.join(unknown)}; " if unknown else "")
+                + f"expected exactly: {', '.join(FRAME_KEYS)}"
+            )
+        attrs = {k: _attr(v) for k, v in fh.attrs.items()}
+        missing_attrs = [a for a in REQUIRED_ATTRS if a not in attrs]
+        if missing_attrs:
+            raise ImportFormatError(
+                f"{path} lacks the file attribute(s) {', '.join(missing_attrs)}; required: {', '.join(REQUIRED_ATTRS)}"
+            )
+        arrays = {k: fh[k][()] for k in FRAME_KEYS}
+    n = len(arrays["energy"])
+    numbers = np.asarray(arrays["numbers"])
+    if numbers.ndim == 1:
+        arrays["numbers"] = np.broadcast_to(numbers, (n, len(numbers)))
+    for key, value in arrays.items():
+        if np.ndim(value) == 0 or len(value) != n:
+            raise ImportFormatError(f"{path}: key {key!r} has shape {np.shape(value)}, expected {n} frames along the first axis")
+    for attr, expected in (("units", UNITS), ("ao_order", AO_ORDER)):
+        if attr in attrs and attrs[attr] != expected:
+            raise ImportFormatError(f"{path}: {attr} {attrs[attr]!r} is not the supported {expected!r}")
+    return arrays, attrs
+
+
+def import_h5(h5_path: str | os.PathLike, dataset_path: str | os.PathLike, progress: bool = True) -> FrameStore:
+    """Import an HDF5 reference set into a dataset (row ``i`` -> frame ``i``); rerun to resume.
+
+    Parameters
+    ----------
+    h5_path : path-like
+        The HDF5 file, read in place.
+    dataset_path : path-like
+        Dataset directory, created (or resumed if it holds the same set).
+    progress : bool
+        Show a tqdm bar.
+
+    Returns
+    -------
+    FrameStore
+        The dataset, closed for writing (read access only).
+    """
+    from tqdm.auto import tqdm
+
+    from .label import file_sha256
+
+    h5_path = Path(h5_path)
+    arrays, attrs = read_h5(h5_path)
+    xc = attrs["xc"]
+    method = str(attrs.get("method", "rhf" if str(xc).lower() in ("hf", "rhf") else "rks")).lower()
+    meta = make_meta(
+        method=method,
+        xc=xc,
+        basis=attrs["basis"],
+        grids_level=attrs["grids_level"],
+        conv_tol=attrs["conv_tol"],
+        charge=int(attrs.get("charge", 0)),
+        multiplicity=int(attrs.get("multiplicity", 1)),
+        pyscf_version=str(attrs.get("pyscf_version", "unknown")),
+        source=h5_path.name,
+        source_sha256=file_sha256(h5_path),
+        geometry_source=str(attrs.get("source", "")),
+    )
+    store = FrameStore.create(dataset_path, meta)
+    try:
+        existing = set(store.indices().tolist())
+        for i in tqdm(range(len(arrays["energy"])), desc="import", unit="frame", disable=not progress):
+            if i not in existing:
+                store.write_frame(i, {k: arrays[k][i] for k in FRAME_KEYS})
+    finally:
+        store.close()
+    return store

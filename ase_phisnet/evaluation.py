@@ -1,0 +1,113 @@
+"""Metrics of predicted Hamiltonians, as the field publishes them (SchNOrb, PhiSNet, QHNet).
+
+* ``H``: mean absolute error over all matrix elements of F~ (µEh).
+* ``eps``: mean absolute error of the occupied orbital energies (µEh), from the generalized
+  eigenproblem ``F C = S C eps`` with the *reference* overlap S for both matrices.
+* ``psi``: mean over occupied orbitals of the absolute cosine similarity between predicted and
+  reference MO coefficient vectors (%), same eigenproblems.
+
+Examples
+--------
+>>> import numpy as np
+>>> S = np.eye(3); F = np.diag([-1.0, 0.5, 2.0])
+>>> m = orbital_metrics(F + 1e-4 * np.eye(3), F, S, n_occ=1)
+>>> round(float(m["eps_abs_err"][0]), 6), float(m["psi_cos"][0])
+(0.0001, 1.0)
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import scipy.linalg
+import torch
+from tqdm.auto import tqdm
+
+MICRO = 1e6
+
+#: Published water rows (MD17 geometries; see DESIGN.md). None: not given there.
+PUBLISHED_WATER = {
+    "PhiSNet (QHNet paper's table)": {"h_mae_uEh": 15.67, "eps_mae_uEh": 85.53, "psi_percent": 100.0},
+    "SchNOrb": {"h_mae_uEh": 165.4, "eps_mae_uEh": None, "psi_percent": None},
+}
+
+
+def orbital_metrics(F_pred: np.ndarray, F_ref: np.ndarray, S: np.ndarray, n_occ: int) -> dict:
+    """Per-orbital errors of one molecule.
+
+    Returns
+    -------
+    dict
+        ``eps_abs_err`` (n_occ,) Hartree and ``psi_cos`` (n_occ,) absolute cosine similarities.
+    """
+    eps_p, C_p = scipy.linalg.eigh(F_pred, S)
+    eps_r, C_r = scipy.linalg.eigh(F_ref, S)
+    Cp, Cr = C_p[:, :n_occ], C_r[:, :n_occ]
+    cos = np.abs(np.sum(Cp * Cr, axis=0)) / (np.linalg.norm(Cp, axis=0) * np.linalg.norm(Cr, axis=0))
+    return {"eps_abs_err": np.abs(eps_p[:n_occ] - eps_r[:n_occ]), "psi_cos": cos}
+
+
+def evaluate(model, frames: list[dict], batch_size: int = 64, progress: bool = True) -> dict:
+    """H, eps and psi metrics of a model on frames (dicts with numbers, positions Å, fock, overlap).
+
+    Closed shell, neutral: ``n_occ = sum(Z) // 2``. Returns the aggregate metrics (µEh, %) and
+    the per-frame H MAE (µEh).
+    """
+    from .units import BOHR
+
+    abs_sum, count, eps_err, cos_all, per_frame = 0.0, 0, [], [], []
+    bar = tqdm(total=len(frames), desc="evaluate", disable=not progress, unit="frame")
+    for start in range(0, len(frames), batch_size):
+        chunk = frames[start : start + batch_size]
+        numbers = [np.asarray(f["numbers"], dtype=int) for f in chunk]
+        with torch.no_grad():
+            graph = model.graph(numbers, [np.asarray(f["positions"]) / BOHR for f in chunk])
+            pred = model(graph)["fock"].cpu().double().numpy()
+        for b, (f, z) in enumerate(zip(chunk, numbers)):
+            n = model.basis.n_ao(z)
+            F_pred = model.basis.to_pyscf_order(pred[b, :n, :n], z)
+            F_ref = np.asarray(f["fock"])
+            err = np.abs(F_pred - F_ref)
+            abs_sum += err.sum()
+            count += err.size
+            per_frame.append(err.mean() * MICRO)
+            m = orbital_metrics(F_pred, F_ref, np.asarray(f["overlap"]), int(z.sum()) // 2)
+            eps_err.append(m["eps_abs_err"])
+            cos_all.append(m["psi_cos"])
+        bar.update(len(chunk))
+    bar.close()
+    return {
+        "n_frames": len(frames),
+        "h_mae_uEh": abs_sum / count * MICRO,
+        "eps_mae_uEh": float(np.concatenate(eps_err).mean() * MICRO),
+        "psi_percent": float(np.concatenate(cos_all).mean() * 100),
+        "per_frame_h_mae_uEh": per_frame,
+    }
+
+
+def markdown_table(result: dict, label: str, split: str, published: dict | None = PUBLISHED_WATER) -> str:
+    """Our metrics in a markdown table, with the published rows beside them."""
+
+    def fmt(v, digits):
+        return "—" if v is None else f"{v:.{digits}f}"
+
+    lines = [
+        "| model | split (frames) | H MAE (µEh) | eps MAE (µEh) | psi (%) |",
+        "|---|---|---|---|---|",
+        f"| {label} (ours) | {split} ({result['n_frames']}) | {fmt(result['h_mae_uEh'], 2)} | {fmt(result['eps_mae_uEh'], 2)} | {fmt(result['psi_percent'], 3)} |",
+    ]
+    if published:
+        for name, row in published.items():
+            lines.append(f"| {name} | MD17 test | {fmt(row['h_mae_uEh'], 2)} | {fmt(row['eps_mae_uEh'], 2)} | {fmt(row['psi_percent'], 2)} |")
+        lines.append("")
+        lines.append(
+            "The published rows were measured on MD17 geometries (ab initio MD); ours on the shared "
+            "set sampled by GFN2-xTB MD at 500 K, whose geometries spread more widely, so the numbers "
+            "are not directly comparable."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def to_json(result: dict) -> str:
+    return json.dumps(result, indent=2)

@@ -1,0 +1,101 @@
+"""Batches of molecules as graphs: atoms, ordered atom pairs within the cutoff, AO offsets.
+
+Everything here is bookkeeping without learnable parameters. Positions are in Bohr. Pairs
+(``src``, ``dst``) are all ordered pairs ``i != j`` of the same molecule closer than the cutoff;
+the AO layout (offset of each atom's first AO in its molecule, irreps order) is what the matrix
+heads need to place the blocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..basis import AOBasis
+
+
+@dataclass
+class MolecularGraph:
+    """A batch of molecules.
+
+    Attributes
+    ----------
+    numbers : (N,) long tensor
+        Atomic numbers of all atoms of the batch.
+    positions : (N, 3) tensor
+        Cartesian positions in Bohr (may require grad, for forces).
+    batch : (N,) long tensor
+        Molecule index of each atom.
+    src, dst : (E,) long tensors
+        Ordered pairs ``i = src, j = dst``, ``i != j``, same molecule, within the cutoff.
+    ao_offset : (N,) long tensor
+        First AO of each atom within its molecule.
+    n_ao : (B,) long tensor
+        AOs per molecule; matrices are padded to ``n_ao.max()``.
+    """
+
+    numbers: torch.Tensor
+    positions: torch.Tensor
+    batch: torch.Tensor
+    src: torch.Tensor
+    dst: torch.Tensor
+    ao_offset: torch.Tensor
+    n_ao: torch.Tensor
+
+    @property
+    def num_molecules(self) -> int:
+        return int(self.n_ao.shape[0])
+
+    @property
+    def max_ao(self) -> int:
+        return int(self.n_ao.max())
+
+    def to(self, device=None, dtype=None) -> "MolecularGraph":
+        pos = self.positions.to(device=device, dtype=dtype or self.positions.dtype)
+        ints = {k: getattr(self, k).to(device) for k in ("numbers", "batch", "src", "dst", "ao_offset", "n_ao")}
+        return MolecularGraph(positions=pos, **ints)
+
+
+def build_graph(basis: AOBasis, numbers_list, positions_list, cutoff: float) -> MolecularGraph:
+    """Batch molecules into a :class:`MolecularGraph`.
+
+    Parameters
+    ----------
+    basis : AOBasis
+        Sets the AO layout; every element must be covered.
+    numbers_list : list of (natm,) int arrays
+    positions_list : list of (natm, 3) tensors or arrays, Bohr
+        Tensors keep their autograd graph.
+    cutoff : float
+        Pair cutoff in Bohr.
+    """
+    numbers, positions, batch, src, dst, ao_offset, n_ao = [], [], [], [], [], [], []
+    start = 0
+    for b, (z, pos) in enumerate(zip(numbers_list, positions_list)):
+        z = basis.check_numbers(z)
+        pos = torch.as_tensor(pos) if not isinstance(pos, torch.Tensor) else pos
+        natm = len(z)
+        sizes = np.array([basis.n_ao_element(zz) for zz in z])
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        with torch.no_grad():
+            dist = torch.cdist(pos.detach(), pos.detach())
+            i, j = torch.nonzero((dist < cutoff) & ~torch.eye(natm, dtype=torch.bool, device=pos.device), as_tuple=True)
+        numbers.append(torch.tensor(z, dtype=torch.long))
+        positions.append(pos)
+        batch.append(torch.full((natm,), b, dtype=torch.long))
+        src.append(i.cpu() + start)
+        dst.append(j.cpu() + start)
+        ao_offset.append(torch.as_tensor(offsets, dtype=torch.long))
+        n_ao.append(int(sizes.sum()))
+        start += natm
+    return MolecularGraph(
+        numbers=torch.cat(numbers),
+        positions=torch.cat(positions),
+        batch=torch.cat(batch),
+        src=torch.cat(src),
+        dst=torch.cat(dst),
+        ao_offset=torch.cat(ao_offset),
+        n_ao=torch.tensor(n_ao, dtype=torch.long),
+    )

@@ -1,0 +1,176 @@
+"""Model files: ``model.safetensors`` (weights) + ``config.json`` (architecture and provenance).
+
+Loading never unpickles anything: weights come from safetensors, everything else from JSON.
+``config.json`` records the SHA-256 of the weights file, so a truncated, swapped or half-written
+pair is refused with a clear message instead of giving silently wrong numbers.
+
+Examples
+--------
+>>> import tempfile
+>>> from ase_phisnet.model import PhiSNet, PhiSNetConfig
+>>> from ase_phisnet.model.io import save_model, load_model
+>>> model = PhiSNet(PhiSNetConfig.from_preset("small", elements=[1, 8]))
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     _ = save_model(model, tmp, metadata={"note": "untrained"})
+...     again = load_model(tmp)
+>>> again.config.elements
+[1, 8]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .. import __version__
+from .config import PhiSNetConfig
+from .phisnet import PhiSNet
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+#: Folder of the models shipped inside the package, one sub-folder per name.
+SHIPPED = Path(__file__).resolve().parents[1] / "models"
+FORMAT = "ase_phisnet.model/1"
+
+
+class ModelFileError(ValueError):
+    """A model file that is missing, truncated or incompatible with this version."""
+
+
+def shipped_models() -> list[str]:
+    """Names of the models shipped with the package."""
+    return sorted(p.name for p in SHIPPED.glob("*") if (p / CONFIG).exists())
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def save_model(model: PhiSNet, directory, metadata: dict | None = None, state_dict: dict | None = None) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` into ``directory`` (created if needed).
+
+    Parameters
+    ----------
+    model : PhiSNet
+    directory : path
+    metadata : dict, optional
+        JSON-serialisable provenance (training data, splits, metrics, ...), stored under
+        ``"metadata"`` in ``config.json``.
+    state_dict : dict, optional
+        Weights to write instead of ``model.state_dict()`` (e.g. the EMA weights).
+
+    Each file is replaced atomically; the weights go first, so a kill between the two leaves a
+    ``config.json`` whose checksum no longer matches, which :func:`load_model` refuses.
+    """
+    from safetensors.torch import save
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in (state_dict or model.state_dict()).items()}
+    weights = save(tensors, metadata={"format": FORMAT})
+    _atomic_write_bytes(directory / WEIGHTS, weights)
+    config = {
+        "format": FORMAT,
+        "package_version": __version__,
+        "model": model.config.to_dict(),
+        "weights_sha256": hashlib.sha256(weights).hexdigest(),
+        "units": "positions Bohr inside (Å at the ASE boundary); matrices Hartree; AO order PySCF outside the model",
+        "metadata": metadata or {},
+    }
+    _atomic_write_bytes(directory / CONFIG, (json.dumps(config, indent=2, sort_keys=False) + "\n").encode())
+    return directory
+
+
+def resolve_model_dir(name_or_path) -> Path:
+    """A shipped model's folder by name, or a folder / ``config.json`` / weights path."""
+    path = Path(name_or_path)
+    if path.is_file():
+        path = path.parent
+    if path.is_dir():
+        return path
+    if str(name_or_path) in shipped_models():
+        return SHIPPED / str(name_or_path)
+    raise ModelFileError(
+        f"no model {str(name_or_path)!r}: not a folder holding {CONFIG} and {WEIGHTS}, "
+        f"nor a shipped model name (shipped: {', '.join(shipped_models()) or 'none'})"
+    )
+
+
+def read_config(name_or_path) -> dict:
+    """The parsed ``config.json`` of a model, checked for format."""
+    directory = resolve_model_dir(name_or_path)
+    path = directory / CONFIG
+    if not path.exists():
+        raise ModelFileError(f"{directory} holds no {CONFIG}; a model folder has {CONFIG} and {WEIGHTS}")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelFileError(f"{path} is not valid JSON ({err}); the file is damaged or not a model config") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT or "model" not in config:
+        raise ModelFileError(f"{path} is not an ase_phisnet model config (expected format {FORMAT!r})")
+    return config
+
+
+def load_model(name_or_path, device="cpu", dtype=torch.float64) -> PhiSNet:
+    """Load a model by shipped name or path; weights are checked against the config's checksum.
+
+    Parameters
+    ----------
+    name_or_path : str or path
+        ``"water-pbe-def2svp"`` or a folder with ``config.json`` and ``model.safetensors``.
+    device : str or torch.device
+    dtype : torch.dtype
+        Float type of the returned model (float64 for physics, float32 for speed).
+
+    Raises
+    ------
+    ModelFileError
+        Missing, truncated, mismatched or incompatible files.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    directory = resolve_model_dir(name_or_path)
+    config = read_config(directory)
+    weights = directory / WEIGHTS
+    if not weights.exists():
+        raise ModelFileError(f"{directory} holds no {WEIGHTS}")
+    if _sha256(weights) != config.get("weights_sha256"):
+        raise ModelFileError(f"{weights} does not match the checksum in {CONFIG}: truncated, damaged or from another model")
+    try:
+        cfg = PhiSNetConfig.from_dict(config["model"])
+        model = PhiSNet(cfg)
+    except (TypeError, ValueError) as err:
+        raise ModelFileError(f"{directory / CONFIG} describes a model this version cannot build: {err}") from None
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as err:
+        raise ModelFileError(f"cannot read {weights}: {err}") from None
+    missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
+    if missing or unexpected:
+        raise ModelFileError(
+            f"{weights} does not fit the architecture in {CONFIG}: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
+        )
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ModelFileError(f"{weights} does not fit the architecture in {CONFIG}: {err}") from None
+    model.metadata = config.get("metadata", {})
+    return model.to(device=device, dtype=dtype).eval()

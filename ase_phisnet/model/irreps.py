@@ -1,0 +1,67 @@
+"""Irreps helpers shared by the model blocks.
+
+The model is SE(3)-equivariant (rotations and translations, as PhiSNet): every irrep carries the
+parity label ``e`` so that all Clebsch-Gordan paths ``l1 x l2 -> L`` with
+``|l1 - l2| <= L <= l1 + l2`` are allowed, as an orbital block ``l_i x l_j`` needs them.
+Spherical harmonics are taken of edge vectors in e3nn's (y, z, x) axis order, which makes
+e3nn's irreps the standard real spherical harmonics that :mod:`ase_phisnet.basis` uses.
+"""
+
+from __future__ import annotations
+
+import torch
+from e3nn import o3
+
+from ..basis import E3NN_AXES
+
+
+def so3_irreps(mul: int, lmax: int) -> o3.Irreps:
+    """``mul x 0e + mul x 1e + ... + mul x lmax e``."""
+    return o3.Irreps([(mul, (l, 1)) for l in range(lmax + 1)])
+
+
+def spherical_harmonics(vectors: torch.Tensor, lmax: int) -> torch.Tensor:
+    """Real spherical harmonics ``l = 0..lmax`` (component normalization) of Cartesian vectors.
+
+    The vectors are in the package's (x, y, z) frame; the output is in the standard m = -l..l
+    order of :mod:`ase_phisnet.basis`.
+    """
+    return o3.spherical_harmonics(list(range(lmax + 1)), vectors[..., E3NN_AXES.tolist()], normalize=True, normalization="component")
+
+
+def tensor_product(irreps_1: o3.Irreps, irreps_2: o3.Irreps, lmax: int, mode: str, shared_weights: bool):
+    """A weighted tensor product over every allowed path ``l1 x l2 -> L <= lmax``.
+
+    ``mode`` is e3nn's connection mode: ``"uvu"`` (channel-wise with a second input of any
+    multiplicity, e.g. spherical harmonics) or ``"uuu"`` (element-wise over matching channels).
+    All paths into the same order ``L`` are summed, each with its own weights, into one block
+    of ``mul_1`` channels: the output irreps are ``mul_1 x 0e + ... + mul_1 x Le``. (Separate
+    outputs per path would multiply the feature size by the number of paths.)
+    Returns the tensor product and its output irreps.
+    """
+    mul = irreps_1[0].mul
+    if any(m != mul for m, _ in irreps_1):
+        raise ValueError(f"tensor_product needs one multiplicity for all of {irreps_1}")
+    irreps_out = so3_irreps(mul, lmax)
+    instructions = []
+    for i1, (_, ir1) in enumerate(irreps_1):
+        for i2, (_, ir2) in enumerate(irreps_2):
+            for ir3 in ir1 * ir2:
+                if ir3.l <= lmax:
+                    instructions.append((i1, i2, ir3.l, mode, True))
+    tp = o3.TensorProduct(
+        irreps_1,
+        irreps_2,
+        irreps_out,
+        instructions,
+        shared_weights=shared_weights,
+        internal_weights=shared_weights,
+    )
+    return tp, irreps_out
+
+
+class RadialMLP(torch.nn.Sequential):
+    """Two-layer MLP from radial basis features to tensor-product path weights."""
+
+    def __init__(self, num_in: int, hidden: int, num_out: int):
+        super().__init__(torch.nn.Linear(num_in, hidden), torch.nn.SiLU(), torch.nn.Linear(hidden, num_out))

@@ -1,0 +1,113 @@
+"""The YAML training configuration (``phisnet train training/<name>.yaml``).
+
+Example (``training/water-pbe-def2svp.yaml``)::
+
+    name: water-pbe-def2svp
+    dataset: ../shared/data/water_pbe_def2svp_500K.h5   # dataset folder or reference .h5
+    splits: {n_train: 500, n_val: 500, seed: 0}          # the rest is the test split
+    model: {preset: small}                               # plus any PhiSNetConfig field
+    loss: {fock: 1.0}                                    # weight of (MSE + MAE) per matrix
+    optimizer: {lr: 1.0e-3, ema_decay: 0.999, clip_grad: 1.0, plateau_patience: 10}
+    batch_size: 16
+    max_steps: 100000
+    val_every: 250
+    output: runs/water-pbe-def2svp
+
+Relative paths are taken from the working directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+
+@dataclass
+class OptimizerConfig:
+    """AMSGrad with an exponential moving average of the weights, as PhiSNet trains.
+
+    ``lr`` is halved (``plateau_factor``) when the validation loss has not improved for
+    ``plateau_patience`` validations, down to ``min_lr``; gradients are clipped to norm
+    ``clip_grad``.
+    """
+
+    lr: float = 1e-3
+    amsgrad: bool = True
+    ema_decay: float = 0.999
+    clip_grad: float = 1.0
+    plateau_factor: float = 0.5
+    plateau_patience: int = 10
+    min_lr: float = 1e-6
+    weight_decay: float = 0.0
+
+
+@dataclass
+class SplitConfig:
+    """Seeded train/validation/test split; ``n_test=None`` puts every other frame in test."""
+
+    n_train: int = 500
+    n_val: int = 500
+    n_test: int | None = None
+    seed: int = 0
+    include_unconverged: bool = False
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; see the module docstring for the YAML form."""
+
+    name: str
+    dataset: str
+    output: str
+    splits: SplitConfig = field(default_factory=SplitConfig)
+    model: dict = field(default_factory=lambda: {"preset": "small"})
+    loss: dict = field(default_factory=lambda: {"fock": 1.0})
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    batch_size: int = 16
+    max_steps: int = 100000
+    max_minutes: float | None = None
+    val_every: int = 250
+    device: str = "cpu"
+    dtype: str = "float32"
+    seed: int = 0
+
+    def __post_init__(self):
+        if isinstance(self.splits, dict):
+            self.splits = _build(SplitConfig, self.splits, "splits")
+        if isinstance(self.optimizer, dict):
+            self.optimizer = _build(OptimizerConfig, self.optimizer, "optimizer")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        if not self.loss or any(float(w) < 0 for w in self.loss.values()):
+            raise ValueError(f"loss must give a non-negative weight per matrix target, got {self.loss!r}")
+        for name in ("batch_size", "max_steps", "val_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_yaml(cls, path) -> "TrainConfig":
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"training config {path} does not exist")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: a training config is a YAML mapping of keys to values")
+        data.setdefault("name", path.stem)
+        data.setdefault("output", str(Path("runs") / data["name"]))
+        return _build(cls, data, str(path))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _build(cls, data: dict, where: str):
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; accepted: {sorted(known)}")
+    missing = sorted(f.name for f in fields(cls) if f.name not in data and f.default is MISSING and f.default_factory is MISSING)
+    if missing:
+        raise ValueError(f"{where}: missing key(s) {missing}")
+    return cls(**data)

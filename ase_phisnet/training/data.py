@@ -1,0 +1,115 @@
+"""Frames as training batches: positions in Bohr, target matrices in the model's irreps order.
+
+Frames come from a dataset folder (:class:`ase_phisnet.data.FrameStore`) or straight from one of
+the shared HDF5 reference sets (read in place, never copied).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..basis import AOBasis
+from ..units import BOHR
+
+#: Frame keys a matrix head can be trained on, by head name.
+TARGET_KEYS = {"fock": "fock", "overlap": "overlap", "hcore": "hcore"}
+
+
+def load_frames(path) -> tuple[list[dict], dict]:
+    """All frames of a dataset folder or a shared-format ``.h5`` file, and the set's metadata.
+
+    Frames are dicts of arrays with the keys and units of the shared data README (positions Å,
+    matrices Hartree, PySCF order) plus ``index``, the frame's index in its dataset. The metadata
+    are the dataset's ``dataset.json`` or the HDF5 file attributes (method, xc, basis, grid, ...).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"dataset {path} does not exist (a dataset folder from 'phisnet data' or a reference .h5 file)")
+    if path.is_dir():
+        from ..data import FrameStore
+
+        store = FrameStore.open(path)
+        frames = store.read_all()
+        for index, frame in zip(store.indices(), frames):
+            frame["index"] = index
+        return frames, dict(store.meta)
+    from ..data.importer import read_h5
+
+    arrays, attrs = read_h5(path)
+    frames = [{k: v[i] for k, v in arrays.items()} | {"index": i} for i in range(len(arrays["energy"]))]
+    return frames, {"method": "rks", **attrs, "source": path.name}
+
+
+class MatrixData:
+    """Frames prepared for the model: Bohr positions, irreps-order target tensors.
+
+    Parameters
+    ----------
+    frames : list of dict
+        From :func:`load_frames`.
+    basis : AOBasis
+        The model's basis (sets the AO order conversion).
+    targets : sequence of str
+        Matrix heads with targets (``fock``, ``overlap``, ``hcore``).
+    """
+
+    def __init__(self, frames: list[dict], basis: AOBasis, targets=("fock",)):
+        self.basis = basis
+        self.targets = list(targets)
+        self.numbers = [np.asarray(f["numbers"], dtype=int) for f in frames]
+        self.positions = [torch.as_tensor(np.asarray(f["positions"]) / BOHR) for f in frames]
+        self.matrices = {t: [torch.as_tensor(basis.to_irreps_order(f[TARGET_KEYS[t]], z)) for f, z in zip(frames, self.numbers)] for t in self.targets}
+        self.frames = frames
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def batch(self, indices, model):
+        """(graph, padded target matrices, AO mask) for positions ``indices`` of this set."""
+        param = next(model.parameters())
+        graph = model.graph([self.numbers[i] for i in indices], [self.positions[i] for i in indices])
+        n = graph.max_ao
+        targets = {}
+        for t in self.targets:
+            out = torch.zeros(len(indices), n, n, dtype=param.dtype)
+            for b, i in enumerate(indices):
+                m = self.matrices[t][i]
+                out[b, : m.shape[0], : m.shape[1]] = m
+            targets[t] = out.to(param.device)
+        ao = torch.arange(n, device=param.device)
+        valid = ao[None, :] < graph.n_ao[:, None]
+        mask = valid[:, :, None] & valid[:, None, :]
+        return graph, targets, mask
+
+    def diagonal_references(self, indices) -> dict[str, dict[int, np.ndarray]]:
+        """Rotation-invariant mean one-centre blocks per element, irreps order (Hartree).
+
+        For each target and element: the mean over ``indices`` of each atom's diagonal block,
+        reduced to its invariant part, a constant times the identity on every shell pair with
+        equal l (the trace over m divided by 2l+1) and zero elsewhere.
+        """
+        refs = {}
+        for t in self.targets:
+            sums, counts = {}, {}
+            for i in indices:
+                z = self.numbers[i]
+                m = self.matrices[t][i].numpy()
+                for zz, sl in zip(z, self.basis.ao_slices(z)):
+                    sums[zz] = sums.get(zz, 0) + m[sl, sl]
+                    counts[zz] = counts.get(zz, 0) + 1
+            refs[t] = {int(zz): _invariant_part(sums[zz] / counts[zz], self.basis.shell_ls[zz]) for zz in sums}
+        return refs
+
+
+def _invariant_part(block: np.ndarray, shells) -> np.ndarray:
+    out = np.zeros_like(block)
+    starts = np.concatenate([[0], np.cumsum([2 * l + 1 for l in shells])])
+    for a, la in enumerate(shells):
+        for b, lb in enumerate(shells):
+            if la == lb:
+                sa, sb = slice(starts[a], starts[a + 1]), slice(starts[b], starts[b + 1])
+                out[sa, sb] = np.trace(block[sa, sb]) / (2 * la + 1) * np.eye(2 * la + 1)
+    return out

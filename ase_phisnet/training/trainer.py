@@ -1,0 +1,318 @@
+"""The training loop: AMSGrad, EMA weights, plateau LR halving, clipping, atomic checkpoints.
+
+A run writes into its output folder:
+
+* ``checkpoint.safetensors``: weights, EMA weights, optimizer state and (in its metadata) the
+  step, scheduler state and splits; replaced atomically after every validation, and only with
+  finite numbers. ``--resume`` continues from it.
+* ``best/``: the best model so far by validation loss (EMA weights), ``model.safetensors`` +
+  ``config.json``, loadable with :func:`ase_phisnet.load_model`.
+* ``metrics.csv``: one row per validation (and TensorBoard events when installed).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..model import PhiSNet, PhiSNetConfig
+from ..model.io import save_model
+from .config import TrainConfig
+from .data import MatrixData, load_frames
+
+HARTREE_TO_MICRO = 1e6
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is left as it was."""
+
+
+def matrix_loss(pred: dict, targets: dict, mask: torch.Tensor, weights: dict) -> tuple[torch.Tensor, dict]:
+    """Sum over targets of weight * (MSE + MAE) over the valid (unpadded) matrix elements."""
+    total, parts = 0.0, {}
+    for name, w in weights.items():
+        diff = (pred[name] - targets[name])[mask]
+        mse, mae = (diff**2).mean(), diff.abs().mean()
+        parts[f"{name}_mae"] = mae.detach()
+        total = total + float(w) * (mse + mae)
+    return total, parts
+
+
+class Trainer:
+    """Train a PhiSNet model from a :class:`TrainConfig`.
+
+    Examples
+    --------
+    >>> trainer = Trainer(TrainConfig.from_yaml("training/water-pbe-def2svp.yaml"))  # doctest: +SKIP
+    >>> trainer.fit()                                                                 # doctest: +SKIP
+    """
+
+    def __init__(self, config: TrainConfig, resume: bool = False, progress: bool = True):
+        from ..data.splits import make_splits
+
+        self.config = config
+        self.progress = progress
+        self.out = Path(config.output)
+        self.dtype = getattr(torch, config.dtype)
+        self.device = torch.device(config.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' asked for, but torch sees no CUDA device; use --device cpu")
+        torch.manual_seed(config.seed)
+
+        frames, self.dataset_meta = load_frames(config.dataset)
+        converged = np.array([bool(f["converged"]) for f in frames])
+        s = config.splits
+        # make_splits draws positions in the frame list; the record keeps dataset frame indices
+        positions = make_splits(converged, s.n_train, s.n_val, s.n_test, seed=s.seed, include_unconverged=s.include_unconverged)
+        self.splits = {k: [int(frames[p]["index"]) for p in v] for k, v in positions.items()}
+        elements = sorted({int(z) for f in frames for z in f["numbers"]})
+        model_cfg = dict(config.model)
+        preset = model_cfg.pop("preset", None)
+        heads = model_cfg.pop("heads", list(config.loss))
+        base = PhiSNetConfig.from_preset(preset, elements=elements, heads=heads, **model_cfg) if preset else PhiSNetConfig(elements=elements, heads=heads, **model_cfg)
+        self.sets = {}
+        train_data = MatrixData([frames[p] for p in positions["train"]], _basis_of(base), list(config.loss))
+        self.sets["train"] = train_data
+        self.sets["val"] = MatrixData([frames[p] for p in positions["val"]], train_data.basis, train_data.targets)
+
+        checkpoint = self.out / "checkpoint.safetensors"
+        self.step, self.best_val, self.elapsed = 0, math.inf, 0.0
+        if resume:
+            if not checkpoint.exists():
+                raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint}; start the run without --resume")
+            self._load_checkpoint(checkpoint, base)
+        else:
+            if checkpoint.exists():
+                raise ValueError(f"{checkpoint} exists: continue it with --resume, or choose another output folder")
+            base.avg_neighbors = _avg_neighbors(train_data, base.cutoff)
+            self._build(base)
+            refs = train_data.diagonal_references(range(len(train_data)))
+            for head, per_element in refs.items():
+                for z, block in per_element.items():
+                    self.model.heads[head].set_reference(z, torch.as_tensor(block))
+            self.ema = self._copy(self.model)
+        if not resume:
+            # mini-batch sampler: a permutation of the training frames, drawn anew each epoch
+            self.generator = torch.Generator().manual_seed(config.seed)
+            self.order, self.cursor = torch.randperm(len(train_data), generator=self.generator), 0
+
+    # ------------------------------------------------------------------ set-up
+    def _build(self, model_config: PhiSNetConfig):
+        self.model = PhiSNet(model_config).to(self.device, self.dtype)
+        o = self.config.optimizer
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.lr, amsgrad=o.amsgrad, weight_decay=o.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=o.plateau_factor, patience=o.plateau_patience, min_lr=o.min_lr)
+
+    @staticmethod
+    def _copy(model: PhiSNet) -> PhiSNet:
+        """A fresh model with the same weights (``copy.deepcopy`` would turn e3nn's compiled
+        constants into extra state-dict entries)."""
+        param = next(model.parameters())
+        twin = PhiSNet(model.config).to(param.device, param.dtype)
+        twin.load_state_dict(model.state_dict())
+        return twin
+
+    def _load_checkpoint(self, path: Path, fallback: PhiSNetConfig):
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            meta = json.loads(fh.metadata()["state"])
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        if meta["splits"] != self.splits:
+            raise ValueError(f"{path} was trained on other splits than this config gives; resume with the config the run started with")
+        self._build(PhiSNetConfig.from_dict(meta["model"]))
+        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        self.ema = self._copy(self.model)
+        self.ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        opt_state = {"param_groups": meta["param_groups"], "state": {}}
+        for k, v in tensors.items():
+            if k.startswith("optim."):
+                _, idx, key = k.split(".", 2)
+                opt_state["state"].setdefault(int(idx), {})[key] = v
+        self.optimizer.load_state_dict(opt_state)
+        self.scheduler.load_state_dict(meta["scheduler"])
+        self.step, self.best_val, self.elapsed = meta["step"], meta["best_val"], meta["elapsed"]
+        self.generator = torch.Generator()
+        self.generator.set_state(tensors["sampler.rng"])
+        self.order, self.cursor = tensors["sampler.order"], meta["cursor"]
+
+    def _save_checkpoint(self):
+        from safetensors.torch import save
+
+        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        tensors.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in self.ema.state_dict().items()})
+        tensors["sampler.rng"] = self.generator.get_state()
+        tensors["sampler.order"] = self.order.clone()
+        opt = self.optimizer.state_dict()
+        for idx, state in opt["state"].items():
+            for key, value in state.items():
+                tensors[f"optim.{idx}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+        meta = {
+            "step": self.step,
+            "best_val": self.best_val,
+            "cursor": self.cursor,
+            "elapsed": self.elapsed,
+            "model": self.model.config.to_dict(),
+            "param_groups": opt["param_groups"],
+            "scheduler": self.scheduler.state_dict(),
+            "splits": self.splits,
+            "train_config": self.config.to_dict(),
+        }
+        data = save(tensors, metadata={"state": json.dumps(meta)})
+        path = self.out / "checkpoint.safetensors"
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    # ------------------------------------------------------------------ loop
+    def _ema_update(self):
+        decay = min(self.config.optimizer.ema_decay, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            for e, p in zip(self.ema.parameters(), self.model.parameters()):
+                e.mul_(decay).add_(p.detach(), alpha=1 - decay)
+
+    @torch.no_grad()
+    def validate(self, model=None) -> dict:
+        """Loss and matrix MAE (µEh) of the EMA model on the validation split."""
+        model = model or self.ema
+        data = self.sets["val"]
+        weights = self.config.loss
+        sums = {f"{t}_mae": 0.0 for t in weights}
+        loss_sum, count = 0.0, 0
+        for start in range(0, len(data), 64):
+            idx = list(range(start, min(start + 64, len(data))))
+            graph, targets, mask = data.batch(idx, model)
+            loss, parts = matrix_loss(model(graph), targets, mask, weights)
+            loss_sum += float(loss) * len(idx)
+            for k, v in parts.items():
+                sums[k] += float(v) * len(idx)
+            count += len(idx)
+        out = {"val_loss": loss_sum / count}
+        out.update({f"val_{k}_uEh": v / count * HARTREE_TO_MICRO for k, v in sums.items()})
+        return out
+
+    def fit(self) -> dict:
+        """Train until ``max_steps`` (or ``max_minutes``); returns the last validation metrics."""
+        cfg = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        writer = _tensorboard(self.out)
+        train = self.sets["train"]
+        n_train = len(train)
+        batch_size = min(cfg.batch_size, n_train)
+        last = {}
+        start_time, start_elapsed = time.time(), self.elapsed
+        bar = tqdm(total=cfg.max_steps, initial=self.step, desc=cfg.name, disable=not self.progress, dynamic_ncols=True)
+        running = None
+        while self.step < cfg.max_steps:
+            if self.cursor + batch_size > n_train:
+                self.order, self.cursor = torch.randperm(n_train, generator=self.generator), 0
+            idx = self.order[self.cursor : self.cursor + batch_size].tolist()
+            self.cursor += batch_size
+            self.model.train()
+            graph, targets, mask = train.batch(idx, self.model)
+            loss, parts = matrix_loss(self.model(graph), targets, mask, cfg.loss)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss is {float(loss)} at step {self.step + 1}; stopped. The last good checkpoint "
+                    f"({self.out / 'checkpoint.safetensors'}) is intact: resume with a lower learning rate"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optimizer.clip_grad)
+            self.optimizer.step()
+            self.step += 1
+            self._ema_update()
+            running = float(loss.detach()) if running is None else 0.98 * running + 0.02 * float(loss.detach())
+            bar.update(1)
+            self.elapsed = start_elapsed + time.time() - start_time
+            out_of_time = cfg.max_minutes is not None and self.elapsed > 60 * cfg.max_minutes
+            if self.step % cfg.val_every == 0 or self.step == cfg.max_steps or out_of_time:
+                last = self.validate()
+                if not math.isfinite(last["val_loss"]):
+                    raise TrainingDiverged(f"validation loss is {last['val_loss']} at step {self.step}; stopped, last good checkpoint intact")
+                self.scheduler.step(last["val_loss"])
+                lr = self.optimizer.param_groups[0]["lr"]
+                row = {"step": self.step, "elapsed_s": round(self.elapsed, 1), "lr": lr, "train_loss": running, **last}
+                _append_csv(self.out / "metrics.csv", row)
+                if writer:
+                    for k, v in row.items():
+                        if k != "step":
+                            writer.add_scalar(k, v, self.step)
+                if last["val_loss"] < self.best_val:
+                    self.best_val = last["val_loss"]
+                    self.export(self.out / "best", last)
+                self._save_checkpoint()
+                key = next(k for k in last if k.endswith("_uEh"))
+                bar.set_postfix(loss=f"{running:.2e}", **{key.replace("val_", "").replace("_uEh", ""): f"{last[key]:.1f}µEh"}, lr=f"{lr:.1e}")
+            if out_of_time:
+                break
+        bar.close()
+        if writer:
+            writer.close()
+        return last
+
+    def export(self, directory, val_metrics: dict | None = None):
+        """Write the EMA model with its provenance (data, splits, training state)."""
+        import platform
+
+        cfg = self.config
+        meta = {
+            "reference": {k: self.dataset_meta.get(k) for k in ("method", "xc", "basis", "grids_level", "pyscf_version", "source")},
+            "dataset": str(cfg.dataset),
+            "splits": {"seed": cfg.splits.seed, "n_train": len(self.splits["train"]), "n_val": len(self.splits["val"]), **self.splits},
+            "training": {
+                "preset": self.model.config.preset,
+                "steps": self.step,
+                "wall_time_s": round(self.elapsed, 1),
+                "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {self.device}",
+                "dtype": cfg.dtype,
+                "batch_size": cfg.batch_size,
+                "loss": cfg.loss,
+                "torch": torch.__version__,
+                "package_version": __version__,
+            },
+            "validation": val_metrics or {},
+        }
+        state = {k: v.to(torch.float64) if v.is_floating_point() else v for k, v in self.ema.state_dict().items()}
+        return save_model(self.ema, directory, metadata=meta, state_dict=state)
+
+
+def _basis_of(config: PhiSNetConfig):
+    from ..basis import AOBasis
+
+    return AOBasis(config.basis, config.elements)
+
+
+def _avg_neighbors(data: MatrixData, cutoff: float) -> float:
+    counts = [((torch.cdist(p, p) < cutoff).sum() - len(p)).item() / len(p) for p in data.positions[:200]]
+    return max(float(np.mean(counts)), 1.0)
+
+
+def _append_csv(path: Path, row: dict):
+    new = not path.exists()
+    with open(path, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # tensorboard not installed: the CSV is the record
+        return None
+    return SummaryWriter(str(out / "tensorboard"))
