@@ -56,6 +56,18 @@ def _frame(atoms: Atoms, info: dict) -> Atoms:
     return frame
 
 
+def _maxwell_boltzmann(atoms: Atoms, temperature: float, rng) -> None:
+    """Maxwell-Boltzmann momenta at ``temperature`` (K) from ``rng`` (ASE >= 3.29 and older)."""
+    try:
+        from ase.md.velocitydistribution import thermalize_momenta
+    except ImportError:  # ASE < 3.29
+        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    else:
+        thermalize_momenta(atoms, temperature, rng=rng)
+
+
 def sample_md(
     atoms: Atoms,
     n_frames: int,
@@ -101,7 +113,7 @@ def sample_md(
     """
     from ase.constraints import FixCom
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md.velocitydistribution import Stationary
     from tqdm.auto import tqdm
 
     n_frames = int(n_frames)
@@ -120,7 +132,7 @@ def sample_md(
     atoms.calc = xtb_calculator(charge, multiplicity)
     atoms.set_constraint(FixCom())
     rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    _maxwell_boltzmann(atoms, temperature, rng)
     Stationary(atoms)
     dyn = Langevin(
         atoms,

@@ -236,7 +236,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str | os.PathLike, write) -> None:
+def atomic_write_bytes(path: str | os.PathLike, write, sync_dir: bool = True) -> None:
     """Write a file atomically: ``write(fileobj)`` into a temp file beside it, fsync, rename.
 
     Parameters
@@ -245,6 +245,8 @@ def atomic_write_bytes(path: str | os.PathLike, write) -> None:
         Final file name.
     write : callable
         Called with a binary file object open for writing.
+    sync_dir : bool
+        Also fsync the directory, so that the rename itself survives a power loss.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -260,7 +262,8 @@ def atomic_write_bytes(path: str | os.PathLike, write) -> None:
         except OSError:
             pass
         raise
-    _fsync_dir(path.parent)
+    if sync_dir:
+        _fsync_dir(path.parent)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -453,14 +456,35 @@ class FrameStore:
         """
         if not self.writable:
             raise DatasetError(f"dataset {self.path} is open read-only")
-        index = int(index)
+        self._write(int(index), frame, overwrite, sync_dir=True)
+
+    def write_frames(self, frames: Iterable[tuple[int, Mapping]], overwrite: bool = False) -> int:
+        """Write many ``(index, frame)`` pairs, each atomically as :meth:`write_frame` does.
+
+        Faster for bulk imports: the directory is fsync'ed once every 256 frames and at the
+        end rather than after every frame. Returns the number of frames written.
+        """
+        if not self.writable:
+            raise DatasetError(f"dataset {self.path} is open read-only")
+        n = 0
+        try:
+            for index, frame in frames:
+                self._write(int(index), frame, overwrite, sync_dir=False)
+                n += 1
+                if n % 256 == 0:
+                    _fsync_dir(self.frames_dir)
+        finally:
+            _fsync_dir(self.frames_dir)
+        return n
+
+    def _write(self, index: int, frame: Mapping, overwrite: bool, sync_dir: bool) -> None:
         if index < 0:
             raise DatasetError(f"frame index must be >= 0, got {index}")
         arrays = validate_frame(frame)
         target = self.frame_path(index)
         if not overwrite and target.exists():
             raise DatasetError(f"frame {index} is already in dataset {self.path}")
-        atomic_write_bytes(target, lambda fh: np.savez(fh, **arrays))
+        atomic_write_bytes(target, lambda fh: np.savez(fh, **arrays), sync_dir=sync_dir)
 
     # ------------------------------------------------------------------ reading
     def read(self, index: int, keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
@@ -645,14 +669,18 @@ def merge(out_path: str | os.PathLike, paths: Sequence[str | os.PathLike], progr
     meta = dict(first.meta)
     meta["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     out = FrameStore.create(out_path, meta)
-    try:
+
+    def new_frames():
         for i in tqdm(sorted(owner), desc="merge", unit="frame", disable=not progress):
             frame = owner[i].read(i)
             if i in out:
                 if not _frames_equal(out.read(i), frame):
                     raise DatasetError(f"frame {i} in {out_path} differs from {owner[i].path}; cannot merge conflicting frames")
                 continue
-            out.write_frame(i, frame)
+            yield i, frame
+
+    try:
+        out.write_frames(new_frames())
     except BaseException:
         out.close()
         raise

@@ -2,6 +2,6 @@
 
 from .config import PRESETS, PhiSNetConfig
 from .graph import MolecularGraph, build_graph
-from .phisnet import PhiSNet
+from .phisnet import PhiSNet, build_model
 
-__all__ = ["PRESETS", "PhiSNet", "PhiSNetConfig", "MolecularGraph", "build_graph"]
+__all__ = ["PRESETS", "PhiSNet", "build_model", "PhiSNetConfig", "MolecularGraph", "build_graph"]

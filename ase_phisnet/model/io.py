@@ -28,7 +28,7 @@ import torch
 
 from .. import __version__
 from .config import PhiSNetConfig
-from .phisnet import PhiSNet
+from .phisnet import PhiSNet, build_model
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -156,7 +156,7 @@ def load_model(name_or_path, device="cpu", dtype=torch.float64) -> PhiSNet:
         raise ModelFileError(f"{weights} does not match the checksum in {CONFIG}: truncated, damaged or from another model")
     try:
         cfg = PhiSNetConfig.from_dict(config["model"])
-        model = PhiSNet(cfg)
+        model = build_model(cfg, dtype=dtype)
     except (TypeError, ValueError) as err:
         raise ModelFileError(f"{directory / CONFIG} describes a model this version cannot build: {err}") from None
     try:

@@ -45,7 +45,8 @@ class PhiSNet(nn.Module):
         super().__init__()
         self.config = config
         self.basis = AOBasis(config.basis, config.elements)
-        self.lmax = config.lmax if config.lmax is not None else 2 * self.basis.lmax
+        # 2 x the highest shell l (an l_i x l_j block needs L up to l_i + l_j); at least 1
+        self.lmax = config.lmax if config.lmax is not None else max(2 * self.basis.lmax, 1)
         self.irreps = so3_irreps(config.features, self.lmax)
         self.irreps_sh = so3_irreps(1, self.lmax)
         table = torch.full((119,), -1, dtype=torch.long)
@@ -95,3 +96,18 @@ class PhiSNet(nn.Module):
         positions = np.asarray(positions, dtype=float) / BOHR
         out = self(self.graph([numbers], [positions]))
         return {k: self.basis.to_pyscf_order(v[0].cpu().numpy().astype(np.float64), numbers) for k, v in out.items()}
+
+
+def build_model(config: PhiSNetConfig, dtype=torch.float64, device="cpu") -> PhiSNet:
+    """Construct a model whose every constant is exact in ``dtype``.
+
+    e3nn bakes Clebsch-Gordan coefficients into its compiled tensor products in the default
+    dtype at construction time; a model built in float32 and cast with ``.double()`` keeps their
+    float32 rounding (equivariance then holds only to ~1e-8). Build under the target dtype.
+    """
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        return PhiSNet(config).to(device=device, dtype=dtype)
+    finally:
+        torch.set_default_dtype(old)

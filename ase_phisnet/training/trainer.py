@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..model import PhiSNet, PhiSNetConfig
+from ..model import PhiSNet, PhiSNetConfig, build_model
 from ..model.io import save_model
 from .config import TrainConfig
 from .data import MatrixData, load_frames
@@ -107,7 +107,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ set-up
     def _build(self, model_config: PhiSNetConfig):
-        self.model = PhiSNet(model_config).to(self.device, self.dtype)
+        self.model = build_model(model_config, self.dtype, self.device)
         o = self.config.optimizer
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.lr, amsgrad=o.amsgrad, weight_decay=o.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=o.plateau_factor, patience=o.plateau_patience, min_lr=o.min_lr)
@@ -117,7 +117,7 @@ class Trainer:
         """A fresh model with the same weights (``copy.deepcopy`` would turn e3nn's compiled
         constants into extra state-dict entries)."""
         param = next(model.parameters())
-        twin = PhiSNet(model.config).to(param.device, param.dtype)
+        twin = build_model(model.config, param.dtype, param.device)
         twin.load_state_dict(model.state_dict())
         return twin
 
@@ -226,7 +226,7 @@ class Trainer:
             loss, parts = matrix_loss(self.model(graph), targets, mask, cfg.loss)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
-                    f"loss is {float(loss)} at step {self.step + 1}; stopped. The last good checkpoint "
+                    f"loss is {float(loss.detach())} at step {self.step + 1}; stopped. The last good checkpoint "
                     f"({self.out / 'checkpoint.safetensors'}) is intact: resume with a lower learning rate"
                 )
             self.optimizer.zero_grad(set_to_none=True)

@@ -96,3 +96,46 @@ def fake_frame(natm: int = 3, nao: int = 5, seed: int = 0, converged: bool = Tru
         "converged": converged,
         "scf_cycles": 7,
     }
+
+
+def _openblas_set_num_threads(n: int) -> int | None:
+    """Set the thread count of the OpenBLAS loaded by NumPy (best effort); return the old one."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as fh:
+            libs = {line.split()[-1] for line in fh if "openblas" in line.split()[-1].lower()}
+    except OSError:
+        return None
+    for lib in sorted(libs):
+        handle = ctypes.CDLL(lib)
+        for prefix in ("scipy_openblas", "openblas"):
+            for suffix in ("64_", ""):
+                get = getattr(handle, f"{prefix}_get_num_threads{suffix}", None)
+                set_ = getattr(handle, f"{prefix}_set_num_threads{suffix}", None)
+                if get is not None and set_ is not None:
+                    old = get()
+                    set_(n)
+                    return old
+    return None
+
+
+@pytest.fixture(autouse=True)
+def single_threaded():
+    """Run in-process PySCF single-threaded, as the labeling workers do.
+
+    On this shared 2-core machine, spinning OpenMP/BLAS threads make a small SCF 10-50x slower
+    whenever other processes are busy. Restored after each test.
+    """
+    import torch
+    from pyscf import lib
+
+    old = lib.num_threads(), torch.get_num_threads()
+    lib.num_threads(1)
+    torch.set_num_threads(1)
+    old_blas = _openblas_set_num_threads(1)
+    yield
+    lib.num_threads(old[0])
+    torch.set_num_threads(old[1])
+    if old_blas is not None:
+        _openblas_set_num_threads(old_blas)

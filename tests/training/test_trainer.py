@@ -1,0 +1,115 @@
+"""Training runs: resume after a kill continues the same run; a NaN stops it cleanly."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from ase_phisnet import load_model
+from ase_phisnet.training import TrainConfig, Trainer, TrainingDiverged
+
+from ..conftest import WATER_H5
+
+TINY = {
+    "name": "tiny",
+    "dataset": str(WATER_H5),
+    "splits": {"n_train": 24, "n_val": 8, "n_test": 8, "seed": 3},
+    "model": {"preset": "small", "features": 4, "num_radial": 8, "radial_hidden": 8},
+    "loss": {"fock": 1.0},
+    "batch_size": 4,
+    "max_steps": 40,
+    "val_every": 5,
+}
+
+
+def write_config(tmp_path, name, **overrides):
+    cfg = {**TINY, "output": str(tmp_path / name), **overrides}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def phisnet(*args):
+    return [sys.executable, "-m", "ase_phisnet.cli.main", *map(str, args)]
+
+
+def test_killed_run_resumes_to_the_same_weights(tmp_path):
+    straight = write_config(tmp_path, "straight")
+    subprocess.run(phisnet("train", straight, "--no-progress", "--threads", "1"), check=True, capture_output=True)
+
+    killed = write_config(tmp_path, "killed")
+    proc = subprocess.Popen(phisnet("train", killed, "--no-progress", "--threads", "1"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = tmp_path / "killed" / "checkpoint.safetensors"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert checkpoint.exists(), "no checkpoint before the kill"
+    import json
+    from safetensors import safe_open
+
+    with safe_open(str(checkpoint), framework="pt") as fh:
+        step_at_kill = json.loads(fh.metadata()["state"])["step"]
+    assert step_at_kill < TINY["max_steps"], "the run finished before it could be killed"
+
+    out = subprocess.run(phisnet("train", killed, "--no-progress", "--threads", "1", "--resume"), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "step 40" in out.stdout
+    a = load_file(str(tmp_path / "straight" / "checkpoint.safetensors"))
+    b = load_file(str(checkpoint))
+    assert a.keys() == b.keys()
+    for key in a:
+        if key.startswith(("model.", "ema.")):
+            assert torch.equal(a[key], b[key]), key
+    # the exported best model loads and records its splits
+    model = load_model(tmp_path / "killed" / "best")
+    assert len(model.metadata["splits"]["train"]) == 24 and model.metadata["training"]["steps"] <= 40
+
+
+def test_resume_refuses_without_checkpoint_and_fresh_start_refuses_over_one(tmp_path):
+    cfg = TrainConfig.from_yaml(write_config(tmp_path, "r", max_steps=5))
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        Trainer(cfg, resume=True, progress=False)
+    Trainer(cfg, progress=False).fit()
+    with pytest.raises(ValueError, match="--resume"):
+        Trainer(cfg, progress=False)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    cfg = TrainConfig.from_yaml(write_config(tmp_path, "nan", max_steps=5))
+    trainer = Trainer(cfg, progress=False)
+    trainer.fit()
+    checkpoint = tmp_path / "nan" / "checkpoint.safetensors"
+    before = checkpoint.read_bytes()
+    trainer.config.max_steps = 10
+    with torch.no_grad():
+        next(trainer.model.parameters()).fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="loss is nan at step 6.*checkpoint.*intact"):
+        trainer.fit()
+    assert checkpoint.read_bytes() == before
+    resumed = Trainer(cfg, resume=True, progress=False)
+    assert resumed.step == 5 and all(torch.isfinite(p).all() for p in resumed.model.parameters())
+
+
+def test_bad_training_config_is_named(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**TINY, "output": str(tmp_path / "o"), "learning_rate": 1}))
+    with pytest.raises(ValueError, match="unknown key.*learning_rate"):
+        TrainConfig.from_yaml(bad)
+    bad.write_text(yaml.safe_dump({**TINY, "output": str(tmp_path / "o"), "dtype": "float16"}))
+    with pytest.raises(ValueError, match="dtype"):
+        TrainConfig.from_yaml(bad)
+
+
+def test_cli_train_reports_bad_input(tmp_path):
+    out = subprocess.run(phisnet("train", tmp_path / "missing.yaml"), capture_output=True, text=True)
+    assert out.returncode == 2 and "does not exist" in out.stderr
