@@ -48,6 +48,19 @@ def test_write_read_reopen(tmp_path):
         store.write_frame(1, fake_frame())
 
 
+def test_bulk_write(tmp_path):
+    with FrameStore.create(tmp_path / "ds", META) as store:
+        assert store.write_frames(((i, fake_frame(seed=i)) for i in range(300)), batch=64) == 300
+        assert store.indices().tolist() == list(range(300))
+        assert_frames_equal(store.read(299), {k: np.asarray(v) for k, v in fake_frame(seed=299).items()})
+        with pytest.raises(DatasetError, match="already"):
+            store.write_frames([(300, fake_frame()), (5, fake_frame())])
+        assert 300 not in store  # the failed batch was not published
+        with pytest.raises(DatasetError, match="given twice"):
+            store.write_frames([(400, fake_frame()), (400, fake_frame())])
+        assert not list((tmp_path / "ds" / "frames").glob("*.tmp"))
+
+
 def test_validation_and_no_duplicates(tmp_path):
     with FrameStore.create(tmp_path / "ds", META) as store:
         bad = fake_frame()
@@ -112,9 +125,15 @@ def test_one_writer_at_a_time(tmp_path):
     FrameStore.open(path, mode="a").close()
 
 
-def test_kill_during_writes_leaves_whole_frames(tmp_path):
+@pytest.mark.parametrize("bulk", [False, True], ids=["write_frame", "write_frames"])
+def test_kill_during_writes_leaves_whole_frames(tmp_path, bulk):
     """SIGKILL a process that writes frames as fast as it can: every frame file there loads."""
     path = tmp_path / "ds"
+    loop = (
+        "store.write_frames((i, frame) for i in range(100000))"
+        if bulk
+        else "for i in range(100000): store.write_frame(i, frame)"
+    )
     script = textwrap.dedent(
         f"""
         from ase_phisnet.data.store import FrameStore, make_meta
@@ -122,13 +141,12 @@ def test_kill_during_writes_leaves_whole_frames(tmp_path):
         store = FrameStore.create({str(path)!r}, make_meta(source="test.xyz", pyscf_version="2.14.0"))
         frame = fake_frame(natm=5, nao=120)
         print("ready", flush=True)
-        for i in range(100000):
-            store.write_frame(i, frame)
+        {loop}
         """
     )
     proc = subprocess.Popen([sys.executable, "-c", script], env=cli_env(), cwd=REPO, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"
-    time.sleep(0.5)
+    time.sleep(1.0)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     store = FrameStore.open(path)
