@@ -41,12 +41,16 @@ def main(argv: list[str] | None = None) -> int:
         # a command group without its subcommand: show that group's help
         (getattr(args, "group_parser", None) or parser).print_help()
         return 1
+    command = " ".join(c for c in (args.command, getattr(args, "data_command", None)) if c)
     try:
         return int(args.func(args) or 0)
     except (UserError, ValueError, FileNotFoundError, KeyError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"phisnet {args.command}: error: {message}", file=sys.stderr)
+        print(f"phisnet {command}: error: {message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

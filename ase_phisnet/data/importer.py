@@ -132,7 +132,7 @@ def import_h5(h5_path: str | os.PathLike, dataset_path: str | os.PathLike, progr
     )
     store = FrameStore.create(dataset_path, meta)
     try:
-        existing = set(store.indices().tolist())
+        existing = set(store.indices())
         rows = tqdm(range(len(arrays["energy"])), desc="import", unit="frame", disable=not progress)
         store.write_frames((i, {k: arrays[k][i] for k in FRAME_KEYS}) for i in rows if i not in existing)
     finally:

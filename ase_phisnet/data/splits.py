@@ -65,7 +65,7 @@ def make_splits(
     if isinstance(store, (str, os.PathLike)):
         store = FrameStore.open(store)
     if isinstance(store, FrameStore):
-        indices = store.indices()
+        indices = np.asarray(store.indices(), dtype=np.int64)
         converged = store.converged_mask(indices)
     else:
         converged = np.asarray(store)

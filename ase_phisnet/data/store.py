@@ -155,6 +155,20 @@ def make_meta(
     return meta
 
 
+def _complete_meta(meta: Mapping) -> dict:
+    """``meta`` with the entries that are not the caller's choice filled in where missing."""
+    out = dict(meta)
+    out.setdefault("format_version", FORMAT_VERSION)
+    out.setdefault("units", UNITS)
+    out.setdefault("ao_order", AO_ORDER)
+    if "pyscf_version" not in out:
+        import pyscf
+
+        out["pyscf_version"] = pyscf.__version__
+    out.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    return out
+
+
 def meta_differences(stored: Mapping, requested: Mapping) -> dict[str, tuple]:
     """Keys (other than :data:`NON_IDENTITY_KEYS`) whose values differ: ``{key: (stored, requested)}``."""
     keys = (set(stored) | set(requested)) - set(NON_IDENTITY_KEYS)
@@ -323,7 +337,9 @@ class FrameStore:
             Dataset directory; created with its parents if missing. An existing dataset there
             is resumed when its metadata equals ``meta`` (the ``created`` time aside).
         meta : mapping
-            Metadata, normally from :func:`make_meta`; all of :data:`META_KEYS` are required.
+            Metadata, normally from :func:`make_meta`. Entries that are not a choice of the
+            caller (``format_version``, ``units``, ``ao_order``, ``pyscf_version``,
+            ``created``) are filled in when missing.
 
         Raises
         ------
@@ -332,11 +348,11 @@ class FrameStore:
             keys), or a file or non-empty directory that is not a dataset.
         """
         path = Path(path)
-        meta = dict(meta)
-        missing = [k for k in META_KEYS if k not in meta]
-        if missing:
-            raise DatasetError(f"dataset metadata lacks {', '.join(missing)}")
-        json.dumps(meta)  # fail early on values JSON cannot store
+        meta = _complete_meta(meta)
+        try:
+            json.dumps(meta)
+        except TypeError as err:
+            raise DatasetError(f"dataset metadata must be JSON-serialisable: {err}") from None
         if (path / META_FILE).exists():
             store = cls.open(path, mode="a")
             diff = meta_differences(store.meta, meta)
@@ -349,11 +365,16 @@ class FrameStore:
             return store
         if path.exists() and not path.is_dir():
             raise DatasetError(f"{path} exists and is not a directory; choose a new DATASET directory")
-        if path.is_dir() and any(p.name != LOCK_FILE for p in path.iterdir()):
+        if path.is_dir() and not _is_leftover_of_create(path):
             raise DatasetError(f"{path} is a non-empty directory without {META_FILE}; choose a new DATASET directory")
         (path / FRAMES_DIR).mkdir(parents=True, exist_ok=True)
         lock_fd = _acquire_lock(path)
+        if (path / META_FILE).exists():  # another process created it in the meantime
+            _release_lock(lock_fd)
+            return cls.create(path, meta)
         try:
+            for stray in path.glob("*.tmp"):
+                stray.unlink(missing_ok=True)
             atomic_write_text(path / META_FILE, json.dumps(meta, indent=2) + "\n")
         except BaseException:
             _release_lock(lock_fd)
@@ -438,15 +459,15 @@ class FrameStore:
         """File of frame ``index`` (whether or not it exists)."""
         return self.frames_dir / frame_file_name(index)
 
-    def indices(self) -> np.ndarray:
-        """Sorted indices (int64) of the frames present; temporary files are ignored."""
+    def indices(self) -> list[int]:
+        """Sorted indices of the frames present (Python ints); temporary files are ignored."""
         found = []
         with os.scandir(self.frames_dir) as it:
             for entry in it:
                 m = _FRAME_RE.match(entry.name)
                 if m:
                     found.append(int(m.group(1)))
-        return np.array(sorted(found), dtype=np.int64)
+        return sorted(found)
 
     def __len__(self) -> int:
         return len(self.indices())
@@ -550,7 +571,7 @@ class FrameStore:
         """
         from tqdm.auto import tqdm
 
-        indices = self.indices() if indices is None else np.asarray(list(indices), dtype=np.int64)
+        indices = self.indices() if indices is None else [int(i) for i in indices]
         show = (len(indices) > PROGRESS_MIN_FRAMES) if progress is None else bool(progress)
         # shown only on a terminal (tqdm's disable=None), so logs stay clean
         it = tqdm(indices, desc="read frames", unit="frame", disable=None if show else True, leave=False)
@@ -571,7 +592,7 @@ class FrameStore:
             If the frames do not all have the same atoms (same ``numbers``), or none are selected.
         """
         keys = list(keys or FRAME_KEYS)
-        indices = self.indices() if indices is None else np.asarray(list(indices), dtype=np.int64)
+        indices = np.asarray(self.indices() if indices is None else [int(i) for i in indices], dtype=np.int64)
         frames = self.read_all(indices, keys=sorted(set(keys) | {"numbers"}))
         if not frames:
             raise DatasetError(f"no frames selected in dataset {self.path}")
@@ -617,7 +638,7 @@ class FrameStore:
             "path": str(self.path),
             "frames": int(len(indices)),
             "unconverged": int((~converged).sum()),
-            "index_range": [int(indices.min()), int(indices.max())] if len(indices) else None,
+            "index_range": [indices[0], indices[-1]] if indices else None,
             "formulas": formulas,
             "elements": [chemical_symbols[z] for z in sorted(elements)],
             "nao": sorted({v["nao"] for v in formulas.values()}),
@@ -628,6 +649,17 @@ class FrameStore:
             ),
             "meta": dict(meta),
         }
+
+
+def _is_leftover_of_create(path: Path) -> bool:
+    """True for an empty directory, or what a create killed before writing dataset.json leaves."""
+    for entry in path.iterdir():
+        if entry.name == LOCK_FILE or entry.name.endswith(".tmp"):
+            continue
+        if entry.name == FRAMES_DIR and entry.is_dir() and not any(entry.iterdir()):
+            continue
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------------- lock
@@ -706,7 +738,7 @@ def merge(out_path: str | os.PathLike, paths: Sequence[str | os.PathLike], progr
     # plan, and check every duplicate before anything is written
     owner: dict[int, FrameStore] = {}
     for s in shards:
-        for i in s.indices().tolist():
+        for i in s.indices():
             if i in owner:
                 if not _frames_equal(owner[i].read(i), s.read(i)):
                     raise DatasetError(f"frame {i} differs between {owner[i].path} and {s.path}; cannot merge conflicting frames")

@@ -24,7 +24,7 @@ def test_import_water_and_info(tmp_path, cli):
     assert not list(dataset.rglob("*.h5"))  # read in place, never copied
 
     store = FrameStore.open(dataset)
-    assert len(store) == 2500 and store.indices().tolist() == list(range(2500))
+    assert len(store) == 2500 and store.indices() == list(range(2500))
     assert store.meta["xc"] == "pbe" and store.meta["basis"] == "def2-svp" and store.meta["grids_level"] == 3
     assert store.meta["conv_tol"] == 1e-11 and store.meta["pyscf_version"] == "2.14.0"
     with h5py.File(h5, "r") as fh:

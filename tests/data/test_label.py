@@ -96,7 +96,7 @@ def test_kill_and_resume(tmp_path, water20_xyz, water_ref):
     store = FrameStore.open(dataset)
     names = sorted(p.name for p in frames_dir.iterdir())
     assert names == [f"{i:06d}.npz" for i in range(20)]  # each index exactly once, no temp files left
-    assert store.indices().tolist() == list(range(20))
+    assert store.indices() == list(range(20))
     frames = store.read_all()
     energies = np.array([f["energy"] for f in frames])
     assert all(f["converged"] for f in frames)
@@ -113,14 +113,14 @@ def test_shards_merge_equal_full_set(tmp_path, water20_xyz, cli):
     for k in (1, 2):
         rc, out, err = cli("data", "label", water20_xyz, tmp_path / f"shard{k}", "--shard", f"{k}/2", *common)
         assert rc == 0, err
-    assert FrameStore.open(tmp_path / "shard1").indices().tolist() == [0, 2, 4]
-    assert FrameStore.open(tmp_path / "shard2").indices().tolist() == [1, 3]
+    assert FrameStore.open(tmp_path / "shard1").indices() == [0, 2, 4]
+    assert FrameStore.open(tmp_path / "shard2").indices() == [1, 3]
     rc, out, err = cli("data", "merge", tmp_path / "merged", tmp_path / "shard1", tmp_path / "shard2", "-q")
     assert rc == 0, err
     rc, out, err = cli("data", "label", water20_xyz, tmp_path / "full", *common)
     assert rc == 0, err
     merged, full = FrameStore.open(tmp_path / "merged"), FrameStore.open(tmp_path / "full")
-    assert merged.indices().tolist() == full.indices().tolist() == [0, 1, 2, 3, 4]
+    assert merged.indices() == full.indices() == [0, 1, 2, 3, 4]
     for i in range(5):
         a, b = merged.read(i), full.read(i)
         assert abs(a["energy"] - b["energy"]) < 1e-8
@@ -139,7 +139,7 @@ def test_parallel_workers_match_serial(tmp_path, water20_xyz, cli):
     rc, out, err = cli("data", "label", water20_xyz, tmp_path / "ser", *common)
     assert rc == 0, err
     par, ser = FrameStore.open(tmp_path / "par"), FrameStore.open(tmp_path / "ser")
-    assert par.indices().tolist() == ser.indices().tolist() == [0, 1, 2, 3]
+    assert par.indices() == ser.indices() == [0, 1, 2, 3]
     for i in range(4):
         assert abs(par.read(i)["energy"] - ser.read(i)["energy"]) < 1e-8
 
@@ -157,6 +157,6 @@ def test_unconverged_frames_kept_and_flagged(tmp_path, cli):
     assert rc == 0, err
     assert "1 did not converge" in out
     store = FrameStore.open(tmp_path / "ds")
-    assert store.indices().tolist() == [0, 1]
+    assert store.indices() == [0, 1]
     assert store.converged_mask().tolist() == [True, False]
     assert store.read(1)["scf_cycles"] == 50

@@ -31,7 +31,7 @@ def test_write_read_reopen(tmp_path):
         for i in (5, 0, 12):
             store.write_frame(i, fake_frame(seed=i))
         assert len(store) == 3
-        assert store.indices().tolist() == [0, 5, 12]
+        assert store.indices() == [0, 5, 12]
         assert 5 in store and 6 not in store
     assert (path / "dataset.json").is_file()
     assert sorted(p.name for p in (path / "frames").iterdir()) == ["000000.npz", "000005.npz", "000012.npz"]
@@ -51,7 +51,7 @@ def test_write_read_reopen(tmp_path):
 def test_bulk_write(tmp_path):
     with FrameStore.create(tmp_path / "ds", META) as store:
         assert store.write_frames(((i, fake_frame(seed=i)) for i in range(300)), batch=64) == 300
-        assert store.indices().tolist() == list(range(300))
+        assert store.indices() == list(range(300))
         assert_frames_equal(store.read(299), {k: np.asarray(v) for k, v in fake_frame(seed=299).items()})
         with pytest.raises(DatasetError, match="already"):
             store.write_frames([(300, fake_frame()), (5, fake_frame())])
@@ -110,7 +110,7 @@ def test_stray_tmp_ignored_then_cleaned(tmp_path):
     stray = path / "frames" / ".000001.npz.abc123.tmp"
     stray.write_bytes(b"half a frame")
     store = FrameStore.open(path)
-    assert store.indices().tolist() == [0] and 1 not in store
+    assert store.indices() == [0] and 1 not in store
     assert stray.exists()  # read-only opening leaves it alone
     FrameStore.open(path, mode="a").close()
     assert not stray.exists()
@@ -152,7 +152,7 @@ def test_kill_during_writes_leaves_whole_frames(tmp_path, bulk):
     store = FrameStore.open(path)
     indices = store.indices()
     assert len(indices) > 5
-    assert indices.tolist() == list(range(len(indices)))  # written in order, none lost in between
+    assert indices == list(range(len(indices)))  # written in order, none lost in between
     for frame in store.read_all():
         assert frame["fock"].shape == (120, 120)
     with FrameStore.open(path, mode="a") as store:
@@ -186,7 +186,7 @@ def test_merge_shards(tmp_path):
         for i in (1, 3, 4):  # 4 duplicated with identical content
             s.write_frame(i, fake_frame(seed=i))
     with merge(tmp_path / "out", [a, b], progress=False) as out:
-        assert out.indices().tolist() == [0, 1, 2, 3, 4]
+        assert out.indices() == [0, 1, 2, 3, 4]
         assert_frames_equal(out.read(3), FrameStore.open(b).read(3))
     # rerunning the merge is a no-op
     with merge(tmp_path / "out", [a, b], progress=False) as out:
