@@ -101,7 +101,7 @@ def test_real_command_exit_code(geometry_files):
     result = run_cli("data", "label", geometry_files / "water.xyz", geometry_files / "ds", "--multiplicity", "2")
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "phisnet data: error: H2O: multiplicity 2 does not fit 10 electrons (charge 0): "
+        "phisnet data label: error: H2O: multiplicity 2 does not fit 10 electrons (charge 0): "
         "an even electron count allows multiplicity 1, 3, 5, ..."
     )
     assert not (geometry_files / "ds").exists()
