@@ -30,6 +30,7 @@ True
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import cached_property
 from typing import Iterable, Sequence
 
@@ -240,7 +241,24 @@ def shell_wigner_blocks(rotation, lmax: int) -> list[np.ndarray]:
     if R.shape != (3, 3) or not np.allclose(R @ R.T, np.eye(3), atol=1e-8):
         raise ValueError("rotation must be an orthogonal 3x3 matrix")
     R_e3nn = torch.from_numpy(R[np.ix_(E3NN_AXES, E3NN_AXES)].copy())
-    return [o3.Irrep(l, (-1) ** l).D_from_matrix(R_e3nn).numpy() for l in range(lmax + 1)]
+    with default_dtype(torch.float64):  # e3nn builds some constants in the default dtype
+        return [o3.Irrep(l, (-1) ** l).D_from_matrix(R_e3nn).numpy() for l in range(lmax + 1)]
+
+
+@contextmanager
+def default_dtype(dtype: torch.dtype):
+    """Temporarily set torch's default dtype.
+
+    e3nn creates constants (Wigner and Clebsch-Gordan tables, compiled tensor-product
+    coefficients) in the default dtype; float64 work must run under a float64 default, or it is
+    exact only to float32 rounding (~1e-7).
+    """
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
 
 
 def random_rotation(seed: int | None = None) -> np.ndarray:

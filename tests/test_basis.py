@@ -16,18 +16,23 @@ from ase_phisnet.molecule import build_mol
 from .conftest import ETHANOL_H5, WATER_H5, shared_frame
 
 
-def pyscf_matrices(numbers, positions, rhf=False):
-    """S, H_core and (optionally) the converged RHF Fock matrix, PySCF order."""
+def pyscf_matrices(numbers, positions, rhf=False, dm0=None):
+    """S, H_core and (optionally) the converged RHF Fock matrix and density, PySCF order.
+
+    An orbital gradient below 1e-8 puts the Fock matrices within ~1e-10 of their limit, safely
+    inside the 1e-8 check; tighter thresholds can stall at the noise floor of threaded runs.
+    """
     from pyscf import scf
 
     mol = build_mol(numbers, positions, "def2-svp")
     out = {"S": mol.intor("int1e_ovlp"), "H": mol.intor("int1e_kin") + mol.intor("int1e_nuc")}
     if rhf:
         mf = scf.RHF(mol)
-        mf.conv_tol, mf.conv_tol_grad = 1e-13, 1e-9
-        mf.kernel()
+        mf.conv_tol, mf.conv_tol_grad, mf.max_cycle = 1e-12, 1e-8, 200
+        mf.kernel(dm0=dm0)
         assert mf.converged
-        out["F"] = mf.get_fock()
+        out["P"] = mf.make_rdm1()
+        out["F"] = mf.get_fock(dm=out["P"])
     return out
 
 
@@ -46,7 +51,9 @@ def test_pyscf_matrices_rotate_with_wigner_d(h5, rhf):
     R = random_rotation(seed=11)
     center = pos.mean(0)
     pos_rot = (pos - center) @ R.T + center
-    ref, rot = pyscf_matrices(numbers, pos, rhf), pyscf_matrices(numbers, pos_rot, rhf)
+    ref = pyscf_matrices(numbers, pos, rhf)
+    # the rotated SCF starts from PySCF's default guess, not from the rotated density
+    rot = pyscf_matrices(numbers, pos_rot, rhf)
     assert equivariance_error(basis, numbers, pos, R, ref["S"], rot["S"]) < 1e-10
     assert equivariance_error(basis, numbers, pos, R, ref["H"], rot["H"]) < 1e-10
     assert equivariance_error(basis, numbers, pos, R, ref["F"], rot["F"]) < 1e-8
@@ -94,6 +101,18 @@ def test_wigner_blocks_are_orthogonal_representations():
         assert np.allclose(a @ b, ab, atol=1e-12)
     # l = 1 in the standard (y, z, x) order is R itself, permuted
     assert np.allclose(shell_wigner_blocks(R1, 1)[1], R1[np.ix_([1, 2, 0], [1, 2, 0])], atol=1e-12)
+
+
+def test_wigner_d_is_float64_exact_whatever_the_default_dtype():
+    R = random_rotation(4)
+    ref = AOBasis("def2-svp", [8]).wigner_d(R, [8])
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        again = AOBasis("def2-svp", [8]).wigner_d(R, [8])
+    finally:
+        torch.set_default_dtype(old)
+    assert np.abs(again - ref).max() < 1e-13 and np.abs(ref @ ref.T - np.eye(14)).max() < 1e-13
 
 
 def test_reordering_accepts_torch_and_batches():

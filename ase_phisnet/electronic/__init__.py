@@ -1,5 +1,7 @@
 """Electronic structure from a predicted Hamiltonian: orbitals, density matrix, energy."""
 
 from .eigensolver import closed_shell_density, generalized_eigh
+from .energy import nuclear_repulsion, phisnet_energy
+from .overlap import ExactOverlap
 
-__all__ = ["closed_shell_density", "generalized_eigh"]
+__all__ = ["ExactOverlap", "closed_shell_density", "generalized_eigh", "nuclear_repulsion", "phisnet_energy"]

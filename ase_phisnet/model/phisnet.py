@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..basis import AOBasis
+from ..basis import AOBasis, default_dtype
 from ..units import BOHR
 from .blocks import MatrixHead
 from .config import PhiSNetConfig
@@ -105,9 +105,5 @@ def build_model(config: PhiSNetConfig, dtype=torch.float64, device="cpu") -> Phi
     dtype at construction time; a model built in float32 and cast with ``.double()`` keeps their
     float32 rounding (equivariance then holds only to ~1e-8). Build under the target dtype.
     """
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
+    with default_dtype(dtype):
         return PhiSNet(config).to(device=device, dtype=dtype)
-    finally:
-        torch.set_default_dtype(old)
