@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "AOBasis": ("ase_phisnet.basis", "AOBasis"),
+    "PhiSNetCalculator": ("ase_phisnet.calculator", "PhiSNetCalculator"),
     "load_model": ("ase_phisnet.model.io", "load_model"),
     "shipped_models": ("ase_phisnet.model.io", "shipped_models"),
 }

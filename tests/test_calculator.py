@@ -1,0 +1,107 @@
+"""PhiSNetCalculator: ASE results, forces against finite differences, PySCF hand-off, bad input."""
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import molecule
+from ase.calculators.calculator import PropertyNotImplementedError
+
+from ase_phisnet.calculator import PhiSNetCalculator
+from ase_phisnet.model import PhiSNetConfig, build_model
+from ase_phisnet.training.data import MatrixData, load_frames
+from ase_phisnet.units import HARTREE
+
+from .conftest import WATER_H5
+
+
+@pytest.fixture(scope="module")
+def energy_model():
+    """A water model with F~ and H~core heads: random weights on top of data-fitted references."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = build_model(PhiSNetConfig.from_preset("small", elements=[1, 8], features=4, heads=["fock", "hcore"]), torch.float64)
+    frames, _ = load_frames(WATER_H5)
+    data = MatrixData(frames[:20], model.basis, ["fock", "hcore"])
+    for head, refs in data.diagonal_references(range(20)).items():
+        for z, block in refs.items():
+            model.heads[head].set_reference(z, torch.as_tensor(block))
+    model.metadata = {"reference": {"method": "rks", "xc": "pbe", "charge": 0}}
+    return model.eval()
+
+
+def water():
+    frames, _ = load_frames(WATER_H5)
+    return Atoms(numbers=frames[5]["numbers"], positions=frames[5]["positions"])
+
+
+def test_results_units_and_conventions(energy_model):
+    atoms = water()
+    atoms.calc = PhiSNetCalculator(energy_model)
+    e = atoms.get_potential_energy()
+    assert np.isfinite(e) and atoms.get_forces().shape == (3, 3)
+    calc = atoms.calc
+    r = calc.results
+    assert r["hamiltonian"].shape == r["overlap"].shape == r["density_matrix"].shape == (24, 24)
+    # P is idempotent in the S metric and holds 10 electrons
+    assert abs(np.trace(r["density_matrix"] @ r["overlap"]) - 10) < 1e-10
+    assert np.allclose(calc.get_eigenvalues(), r["mo_energy"] * HARTREE)
+    assert calc.get_occupation_numbers().sum() == 10 and calc.get_number_of_spins() == 1
+    homo, lumo = calc.get_homo_lumo()
+    assert abs((lumo - homo) - r["homo_lumo_gap"]) < 1e-12
+    assert abs(atoms.get_charges().sum()) < 1e-10 and atoms.get_dipole_moment().shape == (3,)
+
+
+def test_forces_are_minus_the_energy_gradient(energy_model):
+    atoms = water()
+    atoms.calc = PhiSNetCalculator(energy_model)
+    forces = atoms.get_forces()
+    h = 1e-3  # Å; five-point stencil
+    for atom, axis in [(0, 0), (1, 1), (2, 2), (0, 2)]:
+        e = {}
+        for k in (-2, -1, 1, 2):
+            shifted = atoms.copy()
+            shifted.positions[atom, axis] += k * h
+            shifted.calc = PhiSNetCalculator(energy_model)
+            e[k] = shifted.get_potential_energy()
+        fd = -(8 * (e[1] - e[-1]) - (e[2] - e[-2])) / (12 * h)
+        assert abs(forces[atom, axis] - fd) < 1e-6  # eV/Å
+
+
+def test_pyscf_hand_off(energy_model):
+    atoms = water()
+    calc = PhiSNetCalculator(energy_model)
+    atoms.calc = calc
+    dm0 = calc.initial_guess(atoms)
+    mf = calc.to_pyscf()
+    assert np.allclose(mf.make_rdm1(), dm0, atol=1e-10)
+    assert mf.xc == "pbe" and mf.mol.nao == 24
+
+
+def test_fock_only_model_refuses_energy_but_gives_orbitals():
+    torch.manual_seed(0)
+    model = build_model(PhiSNetConfig.from_preset("small", elements=[1, 8], features=4), torch.float64)
+    atoms = water()
+    atoms.calc = PhiSNetCalculator(model)
+    with pytest.raises(PropertyNotImplementedError, match="no H~core head"):
+        atoms.get_potential_energy()
+    assert atoms.get_dipole_moment().shape == (3,)
+
+
+def test_bad_input_is_refused_with_reasons(energy_model):
+    calc = PhiSNetCalculator(energy_model)
+    for atoms, message in [
+        (molecule("CH4"), "element\\(s\\) C not supported.*covers H, O"),
+        (Atoms("OHH", positions=[[0, 0, 0], [0, 0, 0.3], [0, 0.8, -0.5]]), "0.300 Å apart"),
+        (Atoms("OHH", positions=[[0, 0, 0], [0, 0, np.nan], [0, 0.8, -0.5]]), "NaN"),
+        (Atoms("OHH", positions=[[0, 0, 0], [0, 0, 1.0], [0, 0.8, -0.5]], cell=[5, 5, 5], pbc=True), "periodic"),
+    ]:
+        atoms.calc = calc
+        with pytest.raises(ValueError, match=message):
+            atoms.get_potential_energy()
+    with pytest.raises(ValueError, match="closed-shell only"):
+        PhiSNetCalculator(energy_model, multiplicity=3)
+    with pytest.raises(ValueError, match="charge 1 asked for.*charge 0"):
+        PhiSNetCalculator(energy_model, charge=1)
+    with pytest.raises(ValueError, match="dtype"):
+        PhiSNetCalculator(energy_model, dtype="float16")

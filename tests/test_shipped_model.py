@@ -1,0 +1,45 @@
+"""The shipped water model: loadable by name, and `phisnet evaluate` reproduces its recorded
+test-split figures (the ones the README quotes)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ase_phisnet
+from ase_phisnet.evaluation import evaluate
+
+from .conftest import WATER_H5
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_shipped_water_model_loads_by_name():
+    assert "water-pbe-def2svp" in ase_phisnet.shipped_models()
+    model = ase_phisnet.load_model("water-pbe-def2svp")
+    meta = model.metadata
+    assert meta["reference"]["xc"] == "pbe" and meta["reference"]["basis"] == "def2-svp"
+    assert len(meta["splits"]["train"]) == 500 and len(meta["splits"]["val"]) == 500
+    assert not set(meta["splits"]["train"]) & set(meta["splits"]["test"])
+    F = model.predict([8, 1, 1], [[0, 0, 0.12], [0, 0.76, -0.47], [0, -0.76, -0.47]])["fock"]
+    assert F.shape == (24, 24) and np.allclose(F, F.T)
+
+
+def test_evaluate_reproduces_the_recorded_test_metrics(tmp_path):
+    recorded = ase_phisnet.load_model("water-pbe-def2svp").metadata["test_metrics"]
+    out = subprocess.run(
+        [sys.executable, "-m", "ase_phisnet.cli.main", "evaluate", "water-pbe-def2svp", WATER_H5, "--split", "test", "--json", tmp_path / "m.json", "--no-progress"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    got = json.loads((tmp_path / "m.json").read_text())
+    assert got["n_frames"] == recorded["n_frames"] == 1500
+    for key in ("h_mae_uEh", "eps_mae_uEh", "psi_percent"):
+        assert got[key] == pytest.approx(recorded[key], rel=1e-6), key
+    # the README quotes these figures
+    text = README.read_text()
+    assert f"{recorded['h_mae_uEh']:.2f}" in text and f"{recorded['eps_mae_uEh']:.2f}" in text

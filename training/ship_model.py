@@ -1,0 +1,42 @@
+"""Ship a trained model inside the package: evaluate it on its test split and copy it.
+
+    python training/ship_model.py runs/water-pbe-def2svp/best water-pbe-def2svp \
+        --dataset ../shared/data/water_pbe_def2svp_500K.h5
+
+Evaluates the model on the test split recorded in its config (H / eps / psi, the field's
+metrics), stores those figures under ``metadata.test_metrics`` and writes the model to
+``ase_phisnet/models/NAME/`` (model.safetensors + config.json), where
+``ase_phisnet.load_model(NAME)`` finds it. Prints the markdown table for the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ase_phisnet.cli.evaluate import select_split
+from ase_phisnet.evaluation import evaluate, markdown_table
+from ase_phisnet.model.io import SHIPPED, load_model, save_model
+from ase_phisnet.training.data import load_frames
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="trained model folder (e.g. runs/NAME/best)")
+    p.add_argument("name", help="name to ship it under")
+    p.add_argument("--dataset", required=True, help="the dataset it was trained on")
+    args = p.parse_args()
+
+    model = load_model(args.model)
+    frames, _ = load_frames(args.dataset)
+    result = evaluate(model, select_split(model, frames, "test"))
+    metadata = dict(model.metadata)
+    metadata["test_metrics"] = {k: v for k, v in result.items() if k != "per_frame_h_mae_uEh"}
+    metadata["test_metrics"]["dataset"] = Path(args.dataset).name
+    out = save_model(model, SHIPPED / args.name, metadata=metadata)
+    print(f"shipped to {out}")
+    print(markdown_table(result, args.name, "test"))
+
+
+if __name__ == "__main__":
+    main()
