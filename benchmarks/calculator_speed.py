@@ -1,0 +1,95 @@
+"""Energy+forces step time of PhiSNetCalculator against PySCF PBE/def2-SVP and GFN2-xTB.
+
+All three run on the same geometries in the same process, one after the other, and the script
+prints time ratios (these machines are shared and noisy: compare within one run only).
+PhiSNet uses a model with F~ and H~core heads; random weights are fine for timing (pass
+``--model`` for a trained one). The PySCF step is what the calculator replaces: RKS energy plus
+analytic gradient, conv_tol 1e-9, grid level 3, from the default guess.
+
+    python benchmarks/calculator_speed.py                  # water and ethanol, 3 geometries each
+    python benchmarks/calculator_speed.py --frames 5 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+from ase import Atoms
+
+MOLECULES = {"water": "../shared/data/water_pbe_def2svp_500K.h5", "ethanol": "../shared/data/ethanol_pbe_def2svp_500K.h5"}
+
+
+def timed(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--frames", type=int, default=3)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--preset", default="small")
+    p.add_argument("--model", help="trained model with an hcore head (default: random weights)")
+    args = p.parse_args()
+
+    from pyscf import dft
+    from tblite.ase import TBLite
+
+    from ase_phisnet.calculator import PhiSNetCalculator
+    from ase_phisnet.model import PhiSNetConfig, build_model
+    from ase_phisnet.model.io import load_model
+    from ase_phisnet.molecule import build_mol
+    from ase_phisnet.training.data import load_frames
+
+    print("| molecule | PhiSNet E+F (ms) | PySCF PBE E+F (ms) | GFN2-xTB E+F (ms) | PySCF / PhiSNet | xTB / PhiSNet |")
+    print("|---|---|---|---|---|---|")
+    for name, path in MOLECULES.items():
+        frames, _ = load_frames(path)
+        frames = frames[: args.frames]
+        numbers = frames[0]["numbers"]
+        if args.model:
+            model = load_model(args.model, device=args.device)
+        else:
+            torch.manual_seed(0)
+            cfg = PhiSNetConfig.from_preset(args.preset, elements=sorted(set(numbers.tolist())), heads=["fock", "hcore"])
+            model = build_model(cfg, torch.float64, args.device)
+        calc = PhiSNetCalculator(model, device=args.device)
+        xtb = TBLite(method="GFN2-xTB", verbosity=0)
+        t_ml, t_dft, t_xtb = [], [], []
+        for f in frames:
+            atoms = Atoms(numbers=f["numbers"], positions=f["positions"])
+
+            def step_ml():
+                atoms.calc = calc
+                calc.reset()
+                atoms.get_forces()
+
+            def step_dft():
+                mf = dft.RKS(build_mol(f["numbers"], f["positions"]), xc="pbe")
+                mf.conv_tol = 1e-9
+                mf.kernel()
+                mf.nuc_grad_method().kernel()
+
+            def step_xtb():
+                atoms.calc = xtb
+                xtb.reset()
+                atoms.get_forces()
+
+            step_ml()  # warm-up: e3nn code generation, PySCF Mole set-up
+            t_ml.append(timed(step_ml, 5))
+            t_dft.append(timed(step_dft, 1))
+            t_xtb.append(timed(step_xtb, 5))
+        ml, ref, xt = (1e3 * float(np.mean(t)) for t in (t_ml, t_dft, t_xtb))
+        print(f"| {name} | {ml:.1f} | {ref:.0f} | {xt:.1f} | {ref / ml:.0f}x | {xt / ml:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
