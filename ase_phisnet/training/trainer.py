@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
+from ..basis import AOBasis
 from ..model import PhiSNet, PhiSNetConfig, build_model
 from ..model.io import save_model
 from .config import TrainConfig
@@ -79,17 +80,16 @@ class Trainer:
         preset = model_cfg.pop("preset", None)
         heads = model_cfg.pop("heads", list(config.loss))
         base = PhiSNetConfig.from_preset(preset, elements=elements, heads=heads, **model_cfg) if preset else PhiSNetConfig(elements=elements, heads=heads, **model_cfg)
-        self.sets = {}
-        train_data = MatrixData([frames[p] for p in positions["train"]], _basis_of(base), list(config.loss))
-        self.sets["train"] = train_data
-        self.sets["val"] = MatrixData([frames[p] for p in positions["val"]], train_data.basis, train_data.targets)
+        train_data = MatrixData([frames[p] for p in positions["train"]], AOBasis(base.basis, base.elements), list(config.loss))
+        val_data = MatrixData([frames[p] for p in positions["val"]], train_data.basis, train_data.targets)
+        self.sets = {"train": train_data, "val": val_data}
 
         checkpoint = self.out / "checkpoint.safetensors"
         self.step, self.best_val, self.elapsed = 0, math.inf, 0.0
         if resume:
             if not checkpoint.exists():
                 raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint}; start the run without --resume")
-            self._load_checkpoint(checkpoint, base)
+            self._load_checkpoint(checkpoint)
         else:
             if checkpoint.exists():
                 raise ValueError(f"{checkpoint} exists: continue it with --resume, or choose another output folder")
@@ -100,7 +100,6 @@ class Trainer:
                 for z, block in per_element.items():
                     self.model.heads[head].set_reference(z, torch.as_tensor(block))
             self.ema = self._copy(self.model)
-        if not resume:
             # mini-batch sampler: a permutation of the training frames, drawn anew each epoch
             self.generator = torch.Generator().manual_seed(config.seed)
             self.order, self.cursor = torch.randperm(len(train_data), generator=self.generator), 0
@@ -121,7 +120,7 @@ class Trainer:
         twin.load_state_dict(model.state_dict())
         return twin
 
-    def _load_checkpoint(self, path: Path, fallback: PhiSNetConfig):
+    def _load_checkpoint(self, path: Path):
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as fh:
@@ -270,7 +269,7 @@ class Trainer:
 
         cfg = self.config
         meta = {
-            "reference": {k: self.dataset_meta.get(k) for k in ("method", "xc", "basis", "grids_level", "pyscf_version", "source")},
+            "reference": {k: self.dataset_meta.get(k) for k in ("method", "xc", "basis", "grids_level", "charge", "multiplicity", "pyscf_version", "source")},
             "dataset": str(cfg.dataset),
             "splits": {"seed": cfg.splits.seed, "n_train": len(self.splits["train"]), "n_val": len(self.splits["val"]), **self.splits},
             "training": {
@@ -288,12 +287,6 @@ class Trainer:
         }
         state = {k: v.to(torch.float64) if v.is_floating_point() else v for k, v in self.ema.state_dict().items()}
         return save_model(self.ema, directory, metadata=meta, state_dict=state)
-
-
-def _basis_of(config: PhiSNetConfig):
-    from ..basis import AOBasis
-
-    return AOBasis(config.basis, config.elements)
 
 
 def _avg_neighbors(data: MatrixData, cutoff: float) -> float:
