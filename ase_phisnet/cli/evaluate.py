@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
     p.add_argument("--max-frames", type=int, help="evaluate only the first N frames of the split")
     p.add_argument("--json", dest="json_out", help="write the metrics as JSON here")
     p.add_argument("--markdown", help="write the markdown table here")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     p.set_defaults(func=run)
 
 
