@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 import ase_phisnet
-from ase_phisnet.evaluation import evaluate
 
 from .conftest import WATER_H5
 

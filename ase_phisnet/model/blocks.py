@@ -40,7 +40,6 @@ def block_irreps_and_expansion(shells_i, shells_j) -> tuple[o3.Irreps, torch.Ten
     n_i = sum(2 * l + 1 for l in shells_i)
     n_j = sum(2 * l + 1 for l in shells_j)
     irreps, pieces = [], []
-    dims = []
     row = 0
     for la in shells_i:
         col = 0
@@ -53,7 +52,6 @@ def block_irreps_and_expansion(shells_i, shells_j) -> tuple[o3.Irreps, torch.Ten
                 piece[:, row : row + 2 * la + 1, col : col + 2 * lb + 1] = scale * cg.permute(2, 0, 1)
                 pieces.append(piece)
                 irreps.append((1, (L, 1)))
-                dims.append(2 * L + 1)
             col += 2 * lb + 1
         row += 2 * la + 1
     return o3.Irreps(irreps), torch.cat(pieces, dim=0)

@@ -1,13 +1,10 @@
 """Training runs: resume after a kill continues the same run; a NaN stops it cleanly."""
 
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
