@@ -8,6 +8,7 @@ EPILOG = """examples:
   phisnet train training/water-pbe-def2svp.yaml
   phisnet train training/water-pbe-def2svp.yaml --resume          # continue after a stop or kill
   phisnet train training/water-pbe-def2svp.yaml --max-minutes 60 --device cuda
+  phisnet train training/water-pbe-def2svp.yaml --init-from water-pbe-def2svp --output runs/water-more
 
 The run folder (output: in the YAML) holds checkpoint.safetensors (for --resume),
 best/ (model.safetensors + config.json, loadable by ase_phisnet.load_model) and metrics.csv.
@@ -29,6 +30,7 @@ def add_parser(sub) -> None:
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in total (overrides the config)")
     p.add_argument("--max-minutes", type=float, help="stop after this much training wall time (overrides the config)")
     p.add_argument("--output", help="run folder (overrides the config)")
+    p.add_argument("--init-from", help="start a new run from this model's weights (shipped name or model folder)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     p.set_defaults(func=run)
@@ -42,7 +44,7 @@ def run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = TrainConfig.from_yaml(args.config)
-    for key in ("device", "max_steps", "max_minutes", "output"):
+    for key in ("device", "max_steps", "max_minutes", "output", "init_from"):
         value = getattr(args, key)
         if value is not None:
             setattr(config, key, value)

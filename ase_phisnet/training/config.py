@@ -13,6 +13,10 @@ Example (``training/water-pbe-def2svp.yaml``)::
     val_every: 250
     output: runs/water-pbe-def2svp
 
+``init_from: MODEL`` (a shipped name or model folder) starts a new run from that model's
+weights and architecture instead of a random initialisation (e.g. to continue training the
+shipped model on a fresh machine, where the old run's checkpoint is gone).
+
 Relative paths are taken from the working directory.
 """
 
@@ -72,6 +76,7 @@ class TrainConfig:
     device: str = "cpu"
     dtype: str = "float32"
     seed: int = 0
+    init_from: str | None = None
 
     def __post_init__(self):
         if isinstance(self.splits, dict):

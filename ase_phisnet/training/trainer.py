@@ -93,12 +93,15 @@ class Trainer:
         else:
             if checkpoint.exists():
                 raise ValueError(f"{checkpoint} exists: continue it with --resume, or choose another output folder")
-            base.avg_neighbors = _avg_neighbors(train_data, base.cutoff)
-            self._build(base)
-            refs = train_data.diagonal_references(range(len(train_data)))
-            for head, per_element in refs.items():
-                for z, block in per_element.items():
-                    self.model.heads[head].set_reference(z, torch.as_tensor(block))
+            if config.init_from:
+                self._init_from(config.init_from, base)
+            else:
+                base.avg_neighbors = _avg_neighbors(train_data, base.cutoff)
+                self._build(base)
+                refs = train_data.diagonal_references(range(len(train_data)))
+                for head, per_element in refs.items():
+                    for z, block in per_element.items():
+                        self.model.heads[head].set_reference(z, torch.as_tensor(block))
             self.ema = self._copy(self.model)
             # mini-batch sampler: a permutation of the training frames, drawn anew each epoch
             self.generator = torch.Generator().manual_seed(config.seed)
@@ -110,6 +113,18 @@ class Trainer:
         o = self.config.optimizer
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.lr, amsgrad=o.amsgrad, weight_decay=o.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=o.plateau_factor, patience=o.plateau_patience, min_lr=o.min_lr)
+
+    def _init_from(self, name_or_path, requested: PhiSNetConfig):
+        """Start from a trained model's weights; its architecture must be the one asked for."""
+        from ..model.io import load_model
+
+        start = load_model(name_or_path, device=self.device, dtype=self.dtype)
+        mine, theirs = requested.to_dict(), start.config.to_dict()
+        differ = sorted(k for k in mine if k != "avg_neighbors" and mine[k] != theirs[k])
+        if differ:
+            raise ValueError(f"init_from {name_or_path}: its architecture differs from the config's in {differ}: " + ", ".join(f"{k}={theirs[k]!r} vs {mine[k]!r}" for k in differ))
+        self._build(start.config)
+        self.model.load_state_dict(start.state_dict())
 
     @staticmethod
     def _copy(model: PhiSNet) -> PhiSNet:

@@ -110,3 +110,16 @@ def test_bad_training_config_is_named(tmp_path):
 def test_cli_train_reports_bad_input(tmp_path):
     out = subprocess.run(phisnet("train", tmp_path / "missing.yaml"), capture_output=True, text=True)
     assert out.returncode == 2 and "does not exist" in out.stderr
+
+
+def test_init_from_a_model_starts_from_its_weights(tmp_path):
+    first = Trainer(TrainConfig.from_yaml(write_config(tmp_path, "first", max_steps=5)), progress=False)
+    first.fit()
+    cfg = TrainConfig.from_yaml(write_config(tmp_path, "second", max_steps=5, init_from=str(tmp_path / "first" / "best")))
+    second = Trainer(cfg, progress=False)
+    best = load_model(tmp_path / "first" / "best", dtype=torch.float32)
+    for (k, a), b in zip(second.model.state_dict().items(), best.state_dict().values()):
+        assert torch.equal(a, b), k
+    bad = TrainConfig.from_yaml(write_config(tmp_path, "third", init_from=str(tmp_path / "first" / "best"), model={**TINY["model"], "features": 6}))
+    with pytest.raises(ValueError, match="architecture differs.*features"):
+        Trainer(bad, progress=False)
