@@ -11,7 +11,7 @@ SHARED=../shared/data
 mkdir -p "$OUT"
 
 echo "== 1. sample 4 water geometries with GFN2-xTB Langevin MD (500 K)"
-phisnet data sample water -o "$OUT/water_md.xyz" --n-frames 4 --equilibration-ps 0.2 --seed 1
+[ -f "$OUT/water_md.xyz" ] || phisnet data sample water -o "$OUT/water_md.xyz" --n-frames 4 --equilibration-ps 0.2 --seed 1
 
 echo "== 2. label them with PySCF PBE/def2-SVP (rerunning resumes)"
 phisnet data label "$OUT/water_md.xyz" "$OUT/water_labelled" --workers 2
