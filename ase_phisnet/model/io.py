@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import torch
 
 from .. import __version__
+from ..data.store import atomic_write_bytes
 from .config import PhiSNetConfig
 from .phisnet import PhiSNet, build_model
 
@@ -55,12 +55,7 @@ def _sha256(path: Path) -> str:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, lambda fh: fh.write(data))
 
 
 def save_model(model: PhiSNet, directory, metadata: dict | None = None, state_dict: dict | None = None) -> Path:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..basis import AOBasis
+from ..data.store import atomic_write_bytes
 from ..model import PhiSNet, PhiSNetConfig, build_model
 from ..model.io import save_model
 from .config import TrainConfig
@@ -182,13 +182,7 @@ class Trainer:
             "train_config": self.config.to_dict(),
         }
         data = save(tensors, metadata={"state": json.dumps(meta)})
-        path = self.out / "checkpoint.safetensors"
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        atomic_write_bytes(self.out / "checkpoint.safetensors", lambda fh: fh.write(data))
 
     # ------------------------------------------------------------------ loop
     def _ema_update(self):
