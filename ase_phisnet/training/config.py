@@ -15,7 +15,17 @@ Example (``training/water-pbe-def2svp.yaml``)::
 
 ``init_from: MODEL`` (a shipped name or model folder) starts a new run from that model's
 weights and architecture instead of a random initialisation (e.g. to continue training the
-shipped model on a fresh machine, where the old run's checkpoint is gone).
+shipped model on a fresh machine, where the old run's checkpoint is gone). The config may add
+heads the model lacks (an ``hcore`` head to a Fock-only model); they start from scratch.
+
+Energy and force terms (PhiSNet's E/F loss, :mod:`.energy_forces`) are loss keys beside the
+matrices, switched on at step ``energy_forces_from`` of the run, once the matrix loss is low::
+
+    loss: {fock: 1.0, hcore: 1.0, energy: 1.0, forces: 1.0}   # energy Hartree, forces Hartree/Bohr
+    energy_forces_from: 3000
+
+They need the ``fock`` and ``hcore`` heads; the ``hcore`` matrix target is the stored core
+Hamiltonian shifted to make the energy expression exact (:func:`.energy_forces.effective_core_target`).
 
 Relative paths are taken from the working directory.
 """
@@ -26,6 +36,11 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import yaml
+
+#: Matrix targets a head can be trained on.
+MATRIX_TARGETS = ("fock", "overlap", "hcore")
+#: Energy (Hartree) and force (Hartree/Bohr) terms of the loss.
+ENERGY_FORCE_TERMS = ("energy", "forces")
 
 
 @dataclass
@@ -77,6 +92,17 @@ class TrainConfig:
     dtype: str = "float32"
     seed: int = 0
     init_from: str | None = None
+    energy_forces_from: int = 0
+
+    @property
+    def matrix_weights(self) -> dict:
+        """Loss weights of the matrix heads."""
+        return {k: float(v) for k, v in self.loss.items() if k in MATRIX_TARGETS}
+
+    @property
+    def energy_force_weights(self) -> dict:
+        """Loss weights of the energy and force terms (empty: no E/F training)."""
+        return {k: float(v) for k, v in self.loss.items() if k in ENERGY_FORCE_TERMS and float(v) > 0}
 
     def __post_init__(self):
         if isinstance(self.splits, dict):
@@ -87,6 +113,15 @@ class TrainConfig:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         if not self.loss or any(float(w) < 0 for w in self.loss.values()):
             raise ValueError(f"loss must give a non-negative weight per matrix target, got {self.loss!r}")
+        unknown = sorted(set(self.loss) - set(MATRIX_TARGETS) - set(ENERGY_FORCE_TERMS))
+        if unknown:
+            raise ValueError(f"unknown loss term(s) {unknown}; accepted: {list(MATRIX_TARGETS) + list(ENERGY_FORCE_TERMS)}")
+        if not self.matrix_weights:
+            raise ValueError(f"loss needs at least one matrix target ({', '.join(MATRIX_TARGETS)}), got {self.loss!r}")
+        if self.energy_force_weights and not {"fock", "hcore"} <= set(self.loss):
+            raise ValueError("energy/force loss terms need the 'fock' and 'hcore' heads: give both a weight in loss")
+        if int(self.energy_forces_from) < 0:
+            raise ValueError(f"energy_forces_from must be a step number >= 0, got {self.energy_forces_from!r}")
         for name in ("batch_size", "max_steps", "val_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")

@@ -14,7 +14,8 @@ import torch
 from ..basis import AOBasis
 from ..units import BOHR
 
-#: Frame keys a matrix head can be trained on, by head name.
+#: Frame keys a matrix head can be trained on, by head name (``hcore`` is shifted, see
+#: :func:`ase_phisnet.training.energy_forces.effective_core_target`).
 TARGET_KEYS = {"fock": "fock", "overlap": "overlap", "hcore": "hcore"}
 
 
@@ -53,15 +54,33 @@ class MatrixData:
     basis : AOBasis
         The model's basis (sets the AO order conversion).
     targets : sequence of str
-        Matrix heads with targets (``fock``, ``overlap``, ``hcore``).
+        Matrix heads with targets (``fock``, ``overlap``, ``hcore``). The ``hcore`` target is
+        the effective core Hamiltonian of the reference energy, not the stored ``hcore``.
+    charge : int
+        Total charge of the frames (for the electron count of the ``hcore`` target).
+
+    Attributes
+    ----------
+    energies : (n,) float64 tensor
+        Reference total energies, Hartree.
+    forces : list of (natm, 3) float64 tensors
+        Reference forces, Hartree/Bohr.
     """
 
-    def __init__(self, frames: list[dict], basis: AOBasis, targets=("fock",)):
+    def __init__(self, frames: list[dict], basis: AOBasis, targets=("fock",), charge: int = 0):
+        from .energy_forces import effective_core_target
+
         self.basis = basis
         self.targets = list(targets)
         self.numbers = [np.asarray(f["numbers"], dtype=int) for f in frames]
         self.positions = [torch.as_tensor(np.asarray(f["positions"]) / BOHR) for f in frames]
-        self.matrices = {t: [torch.as_tensor(basis.to_irreps_order(f[TARGET_KEYS[t]], z)) for f, z in zip(frames, self.numbers)] for t in self.targets}
+
+        def target(frame, name):
+            return effective_core_target(frame, charge) if name == "hcore" else frame[TARGET_KEYS[name]]
+
+        self.matrices = {t: [torch.as_tensor(basis.to_irreps_order(target(f, t), z)) for f, z in zip(frames, self.numbers)] for t in self.targets}
+        self.energies = torch.tensor([float(f["energy"]) for f in frames], dtype=torch.float64) if frames and "energy" in frames[0] else None
+        self.forces = [torch.as_tensor(np.array(f["forces"], dtype=np.float64)) for f in frames] if frames and "forces" in frames[0] else None
         self.frames = frames
 
     def __len__(self) -> int:

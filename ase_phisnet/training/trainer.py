@@ -8,6 +8,10 @@ A run writes into its output folder:
 * ``best/``: the best model so far by validation loss (EMA weights), ``model.safetensors`` +
   ``config.json``, loadable with :func:`ase_phisnet.load_model`.
 * ``metrics.csv``: one row per validation (and TensorBoard events when installed).
+
+With ``energy``/``forces`` loss terms, steps from ``energy_forces_from`` on add PhiSNet's energy
+and force losses (:mod:`.energy_forces`); the best-model record restarts at that step, since the
+validation loss then measures more.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from ..model import PhiSNet, PhiSNetConfig, build_model
 from ..model.io import save_model
 from .config import TrainConfig
 from .data import MatrixData, load_frames
+from ..units import HARTREE, HARTREE_PER_BOHR
+from .energy_forces import EnergyForceTerms, energy_force_loss
 
 HARTREE_TO_MICRO = 1e6
 
@@ -78,11 +84,15 @@ class Trainer:
         elements = sorted({int(z) for f in frames for z in f["numbers"]})
         model_cfg = dict(config.model)
         preset = model_cfg.pop("preset", None)
-        heads = model_cfg.pop("heads", list(config.loss))
+        heads = model_cfg.pop("heads", list(config.matrix_weights))
         base = PhiSNetConfig.from_preset(preset, elements=elements, heads=heads, **model_cfg) if preset else PhiSNetConfig(elements=elements, heads=heads, **model_cfg)
-        train_data = MatrixData([frames[p] for p in positions["train"]], AOBasis(base.basis, base.elements), list(config.loss))
-        val_data = MatrixData([frames[p] for p in positions["val"]], train_data.basis, train_data.targets)
+        charge = int(self.dataset_meta.get("charge") or 0)
+        train_data = MatrixData([frames[p] for p in positions["train"]], AOBasis(base.basis, base.elements), list(config.matrix_weights), charge)
+        val_data = MatrixData([frames[p] for p in positions["val"]], train_data.basis, train_data.targets, charge)
         self.sets = {"train": train_data, "val": val_data}
+        self.ef = EnergyForceTerms(base.basis, charge) if config.energy_force_weights else None
+        if self.ef and (train_data.energies is None or train_data.forces is None):
+            raise ValueError(f"{config.dataset}: energy/force loss terms asked for, but the frames store no energies and forces")
 
         checkpoint = self.out / "checkpoint.safetensors"
         self.step, self.best_val, self.elapsed = 0, math.inf, 0.0
@@ -94,7 +104,11 @@ class Trainer:
             if checkpoint.exists():
                 raise ValueError(f"{checkpoint} exists: continue it with --resume, or choose another output folder")
             if config.init_from:
-                self._init_from(config.init_from, base)
+                new_heads = self._init_from(config.init_from, base)
+                refs = train_data.diagonal_references(range(len(train_data)))
+                for head in new_heads:
+                    for z, block in refs.get(head, {}).items():
+                        self.model.heads[head].set_reference(z, torch.as_tensor(block))
             else:
                 base.avg_neighbors = _avg_neighbors(train_data, base.cutoff)
                 self._build(base)
@@ -114,17 +128,26 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.lr, amsgrad=o.amsgrad, weight_decay=o.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=o.plateau_factor, patience=o.plateau_patience, min_lr=o.min_lr)
 
-    def _init_from(self, name_or_path, requested: PhiSNetConfig):
-        """Start from a trained model's weights; its architecture must be the one asked for."""
+    def _init_from(self, name_or_path, requested: PhiSNetConfig) -> list[str]:
+        """Start from a trained model's weights; its architecture must be the one asked for,
+        except that the config may add heads. Returns the added heads (randomly initialised)."""
         from ..model.io import load_model
 
         start = load_model(name_or_path, device=self.device, dtype=self.dtype)
         mine, theirs = requested.to_dict(), start.config.to_dict()
-        differ = sorted(k for k in mine if k != "avg_neighbors" and mine[k] != theirs[k])
-        if differ:
-            raise ValueError(f"init_from {name_or_path}: its architecture differs from the config's in {differ}: " + ", ".join(f"{k}={theirs[k]!r} vs {mine[k]!r}" for k in differ))
-        self._build(start.config)
-        self.model.load_state_dict(start.state_dict())
+        differ = sorted(k for k in mine if k not in ("avg_neighbors", "heads") and mine[k] != theirs[k])
+        missing = [h for h in theirs["heads"] if h not in mine["heads"]]
+        if differ or missing:
+            what = [f"{k}={theirs[k]!r} vs {mine[k]!r}" for k in differ] + [f"heads {theirs['heads']} not all in {mine['heads']}"] * bool(missing)
+            raise ValueError(f"init_from {name_or_path}: its architecture differs from the config's: " + ", ".join(what))
+        config = PhiSNetConfig.from_dict({**theirs, "heads": mine["heads"]})
+        self._build(config)
+        new_heads = [h for h in mine["heads"] if h not in theirs["heads"]]
+        result = self.model.load_state_dict(start.state_dict(), strict=False)
+        stray = [k for k in result.missing_keys if not any(k.startswith(f"heads.{h}.") for h in new_heads)]
+        if stray or result.unexpected_keys:
+            raise ValueError(f"init_from {name_or_path}: weights do not fit the architecture (missing {stray[:3]}, unexpected {result.unexpected_keys[:3]})")
+        return new_heads
 
     @staticmethod
     def _copy(model: PhiSNet) -> PhiSNet:
@@ -191,24 +214,43 @@ class Trainer:
             for e, p in zip(self.ema.parameters(), self.model.parameters()):
                 e.mul_(decay).add_(p.detach(), alpha=1 - decay)
 
-    @torch.no_grad()
+    def energy_forces_active(self) -> bool:
+        """Whether the energy/force terms are part of the loss at the current step."""
+        return self.ef is not None and self.step >= self.config.energy_forces_from
+
     def validate(self, model=None) -> dict:
-        """Loss and matrix MAE (µEh) of the EMA model on the validation split."""
+        """Loss and matrix MAE (µEh) of the EMA model on the validation split; with E/F terms,
+        also energy (meV) and force (meV/Å) MAEs, and the loss includes them once active."""
         model = model or self.ema
         data = self.sets["val"]
-        weights = self.config.loss
+        weights = self.config.matrix_weights
         sums = {f"{t}_mae": 0.0 for t in weights}
+        ef_sums = {"energy_mae": 0.0, "forces_mae": 0.0}
         loss_sum, count = 0.0, 0
         for start in range(0, len(data), 64):
             idx = list(range(start, min(start + 64, len(data))))
-            graph, targets, mask = data.batch(idx, model)
-            loss, parts = matrix_loss(model(graph), targets, mask, weights)
-            loss_sum += float(loss) * len(idx)
+            if self.ef is not None:
+                E, F, pred = self.ef(model, [data.numbers[i] for i in idx], [data.positions[i] for i in idx], create_graph=False)
+                ef_loss, ef_parts = energy_force_loss(E.detach(), [f.detach() for f in F], data.energies[idx], [data.forces[i] for i in idx], self.config.energy_force_weights)
+                for k in ef_sums:
+                    ef_sums[k] += float(ef_parts[k]) * len(idx)
+                pred = {k: v.detach() for k, v in pred.items()}
+                _, targets, mask = data.batch(idx, model)
+            else:
+                with torch.no_grad():
+                    graph, targets, mask = data.batch(idx, model)
+                    pred = model(graph)
+                ef_loss = 0.0
+            loss, parts = matrix_loss(pred, targets, mask, weights)
+            loss_sum += (float(loss) + float(ef_loss) * self.energy_forces_active()) * len(idx)
             for k, v in parts.items():
                 sums[k] += float(v) * len(idx)
             count += len(idx)
         out = {"val_loss": loss_sum / count}
         out.update({f"val_{k}_uEh": v / count * HARTREE_TO_MICRO for k, v in sums.items()})
+        if self.ef is not None:
+            out["val_energy_mae_meV"] = ef_sums["energy_mae"] / count * HARTREE * 1e3
+            out["val_forces_mae_meV_per_A"] = ef_sums["forces_mae"] / count * HARTREE_PER_BOHR * 1e3
         return out
 
     def fit(self) -> dict:
@@ -230,8 +272,15 @@ class Trainer:
             idx = self.order[self.cursor : self.cursor + batch_size].tolist()
             self.cursor += batch_size
             self.model.train()
-            graph, targets, mask = train.batch(idx, self.model)
-            loss, parts = matrix_loss(self.model(graph), targets, mask, cfg.loss)
+            if self.energy_forces_active():
+                E, F, pred = self.ef(self.model, [train.numbers[i] for i in idx], [train.positions[i] for i in idx])
+                _, targets, mask = train.batch(idx, self.model)
+                loss, parts = matrix_loss(pred, targets, mask, cfg.matrix_weights)
+                ef_loss, _ = energy_force_loss(E, F, train.energies[idx], [train.forces[i] for i in idx], cfg.energy_force_weights)
+                loss = loss + ef_loss
+            else:
+                graph, targets, mask = train.batch(idx, self.model)
+                loss, parts = matrix_loss(self.model(graph), targets, mask, cfg.matrix_weights)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"loss is {float(loss.detach())} at step {self.step + 1}; stopped. The last good checkpoint "
@@ -251,6 +300,11 @@ class Trainer:
                 last = self.validate()
                 if not math.isfinite(last["val_loss"]):
                     raise TrainingDiverged(f"validation loss is {last['val_loss']} at step {self.step}; stopped, last good checkpoint intact")
+                if self.ef is not None and self.step - cfg.val_every < cfg.energy_forces_from <= self.step:
+                    # the validation loss now includes the E/F terms: restart the records
+                    self.best_val = math.inf
+                    self.scheduler.best = math.inf
+                    self.scheduler.num_bad_epochs = 0
                 self.scheduler.step(last["val_loss"])
                 lr = self.optimizer.param_groups[0]["lr"]
                 row = {"step": self.step, "elapsed_s": round(self.elapsed, 1), "lr": lr, "train_loss": running, **last}
@@ -264,7 +318,10 @@ class Trainer:
                     self.export(self.out / "best", last)
                 self._save_checkpoint()
                 key = next(k for k in last if k.endswith("_uEh"))
-                bar.set_postfix(loss=f"{running:.2e}", **{key.replace("val_", "").replace("_uEh", ""): f"{last[key]:.1f}µEh"}, lr=f"{lr:.1e}")
+                shown = {key.replace("val_", "").replace("_uEh", ""): f"{last[key]:.1f}µEh"}
+                if "val_energy_mae_meV" in last:
+                    shown.update(E=f"{last['val_energy_mae_meV']:.2f}meV", F=f"{last['val_forces_mae_meV_per_A']:.1f}meV/Å")
+                bar.set_postfix(loss=f"{running:.2e}", **shown, lr=f"{lr:.1e}")
             if out_of_time:
                 break
         bar.close()

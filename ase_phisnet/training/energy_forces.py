@@ -1,0 +1,115 @@
+"""Energy and force terms of the training loss, through PhiSNet's energy expression.
+
+    E(R) = E_nn + 1/2 tr[P (F~ + H~core)],   F~ C = S C eps,   forces = -dE/dR
+
+The network runs in its training dtype; the electronic-structure step (S, the density matrix,
+the energy) runs in float64, so the ~76 Eh total energy keeps µEh resolution. A force loss
+differentiates ``-dE/dR`` once more (``create_graph``), through the eigensolver's
+degeneracy-safe backward (:mod:`ase_phisnet.electronic.eigensolver`).
+
+H~core has no stored target for a DFT reference (DESIGN.md): the stored ``hcore`` (T + V_nuc)
+misses E_xc - 1/2 tr[P V_xc]. :func:`effective_core_target` gives the matrix target used as
+the H~core head's starting point and regulariser: the stored ``hcore`` plus the uniform shift
+``lam * S`` that makes the energy expression exact at the reference density
+(``1/2 tr[P S] = N_elec / 2``). For a Hartree-Fock reference ``lam`` is zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+import torch
+
+from ..electronic import ExactOverlap, nuclear_repulsion, phisnet_energy
+from ..molecule import build_mol
+from ..units import BOHR
+
+
+def effective_core_target(frame: dict, charge: int = 0) -> np.ndarray:
+    """``hcore + lam * S`` (Hartree, PySCF order) with ``E_nn + 1/2 tr[P (F + H)] = E_ref``.
+
+    Parameters
+    ----------
+    frame : dict
+        A reference frame: ``numbers``, ``positions`` (Å), ``fock``, ``hcore``, ``overlap``,
+        ``energy`` (Hartree).
+    charge : int
+        Total charge of the reference (closed shell).
+    """
+    numbers = np.asarray(frame["numbers"])
+    F, h, S = (np.asarray(frame[k], dtype=np.float64) for k in ("fock", "hcore", "overlap"))
+    n_elec = int(numbers.sum()) - int(charge)
+    _, C = scipy.linalg.eigh(F, S)
+    C_occ = C[:, : n_elec // 2]
+    P = 2.0 * C_occ @ C_occ.T
+    R = torch.as_tensor(np.asarray(frame["positions"], dtype=np.float64) / BOHR)
+    E_nn = float(nuclear_repulsion(torch.tensor(numbers), R))
+    residual = float(frame["energy"]) - E_nn - 0.5 * float(np.sum(P * (F + h)))
+    lam = 2.0 * residual / n_elec
+    return h + lam * S
+
+
+class EnergyForceTerms:
+    """Predicted energies (Hartree) and forces (Hartree/Bohr) of a batch, differentiable.
+
+    One :class:`ExactOverlap` per distinct molecule (atoms and order) is kept and moved to
+    each geometry, so the basis and integral set-up are built once.
+
+    Parameters
+    ----------
+    basis_name : str
+        The model's AO basis.
+    charge : int
+        Total charge of every molecule (closed shell).
+    """
+
+    def __init__(self, basis_name: str, charge: int = 0):
+        self.basis_name = basis_name
+        self.charge = int(charge)
+        self._overlaps: dict[tuple, ExactOverlap] = {}
+
+    def overlap(self, numbers) -> ExactOverlap:
+        key = tuple(int(z) for z in numbers)
+        if key not in self._overlaps:
+            mol = build_mol(numbers, np.zeros((len(numbers), 3)) + np.arange(len(numbers))[:, None], self.basis_name, self.charge)
+            self._overlaps[key] = ExactOverlap(mol)
+        return self._overlaps[key]
+
+    def __call__(self, model, numbers_list, positions_list, create_graph: bool = True):
+        """``(energies (B,), forces list of (natm, 3), outputs)`` for molecules in Bohr.
+
+        ``outputs`` are the model's padded irreps-order matrices, so the matrix loss can use
+        the same forward pass.
+        """
+        param = next(model.parameters())
+        R = [torch.as_tensor(p, dtype=param.dtype, device=param.device).detach().requires_grad_(True) for p in positions_list]
+        out = model(model.graph(numbers_list, R))
+        basis = model.basis
+        energies = []
+        for b, (z, r) in enumerate(zip(numbers_list, R)):
+            n = basis.n_ao(z)
+            F = basis.to_pyscf_order(out["fock"][b, :n, :n], z).double()
+            H = basis.to_pyscf_order(out["hcore"][b, :n, :n], z).double()
+            r64 = r.double()
+            S = self.overlap(z)(r64)
+            n_occ = (int(np.sum(z)) - self.charge) // 2
+            E, _ = phisnet_energy(F, H, S, n_occ, nuclear_repulsion(torch.as_tensor(np.asarray(z), device=r.device), r64))
+            energies.append(E)
+        energies = torch.stack(energies)
+        grads = torch.autograd.grad(energies.sum(), R, create_graph=create_graph)
+        forces = [-g.double() for g in grads]
+        return energies, forces, out
+
+
+def energy_force_loss(energies, forces, ref_energies, ref_forces, weights: dict) -> tuple[torch.Tensor, dict]:
+    """``w_E (MSE + MAE)`` on energies (Hartree) plus ``w_F (MSE + MAE)`` on force components
+    (Hartree/Bohr); the parts are reported as MAEs."""
+    dE = energies - ref_energies
+    dF = torch.cat([(f - g).reshape(-1) for f, g in zip(forces, ref_forces)])
+    total = 0.0
+    parts = {"energy_mae": dE.abs().mean().detach(), "forces_mae": dF.abs().mean().detach()}
+    if weights.get("energy", 0):
+        total = total + float(weights["energy"]) * ((dE**2).mean() + dE.abs().mean())
+    if weights.get("forces", 0):
+        total = total + float(weights["forces"]) * ((dF**2).mean() + dF.abs().mean())
+    return total, parts

@@ -1,0 +1,101 @@
+"""Energy/force training: the H~core target, the E/F loss, and a run that switches them on."""
+
+import csv
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+import yaml
+from pyscf import scf
+
+from ase_phisnet import load_model
+from ase_phisnet.electronic import nuclear_repulsion
+from ase_phisnet.molecule import build_mol
+from ase_phisnet.training import TrainConfig, Trainer
+from ase_phisnet.training.data import load_frames
+from ase_phisnet.training.energy_forces import EnergyForceTerms, effective_core_target
+from ase_phisnet.units import BOHR
+
+from ..conftest import WATER_H5
+from .test_trainer import TINY
+
+
+def energy_expression(frame, H):
+    F, S = frame["fock"], frame["overlap"]
+    n_occ = int(np.sum(frame["numbers"])) // 2
+    C = scipy.linalg.eigh(F, S)[1][:, :n_occ]
+    P = 2 * C @ C.T
+    E_nn = float(nuclear_repulsion(torch.as_tensor(frame["numbers"]), torch.as_tensor(frame["positions"] / BOHR)))
+    return E_nn + 0.5 * np.sum(P * (F + H))
+
+
+def test_effective_core_target_reproduces_the_pbe_energy():
+    frames, _ = load_frames(WATER_H5)
+    for frame in frames[:3]:
+        H = effective_core_target(frame)
+        assert abs(energy_expression(frame, H) - frame["energy"]) < 1e-10
+        # for PBE the stored hcore misses E_xc - 1/2 tr[P V_xc]: far more than a meV
+        assert abs(energy_expression(frame, frame["hcore"]) - frame["energy"]) > 1.0
+
+
+def test_effective_core_target_is_the_stored_hcore_for_hartree_fock():
+    numbers = np.array([8, 1, 1])
+    positions = np.array([[0.0, 0.0, 0.12], [0.0, 0.76, -0.47], [0.0, -0.77, -0.46]])
+    mf = scf.RHF(build_mol(numbers, positions))
+    mf.conv_tol = 1e-12
+    energy = mf.kernel()
+    frame = dict(numbers=numbers, positions=positions, fock=mf.get_fock(), hcore=mf.get_hcore(), overlap=mf.get_ovlp(), energy=energy)
+    assert np.abs(effective_core_target(frame) - frame["hcore"]).max() < 1e-8
+
+
+def test_energy_force_terms_reuse_one_exact_overlap_per_molecule():
+    frames, _ = load_frames(WATER_H5)
+    frame = frames[7]
+    terms = EnergyForceTerms("def2-svp")
+    overlap = terms.overlap(frame["numbers"])
+    R = torch.tensor(frame["positions"] / BOHR)
+    S = overlap(R).numpy()
+    assert np.abs(S - frame["overlap"]).max() < 1e-8  # positions are stored in Å to double precision
+    assert terms.overlap(frame["numbers"]) is overlap  # the Mole is built once per molecule
+
+
+def test_a_run_switches_on_energy_and_force_terms(tmp_path):
+    first_cfg = {**TINY, "output": str(tmp_path / "fock"), "max_steps": 3, "val_every": 3}
+    (tmp_path / "fock.yaml").write_text(yaml.safe_dump(first_cfg))
+    Trainer(TrainConfig.from_yaml(tmp_path / "fock.yaml"), progress=False).fit()
+
+    cfg = {
+        **TINY,
+        "output": str(tmp_path / "ef"),
+        "init_from": str(tmp_path / "fock" / "best"),
+        "loss": {"fock": 1.0, "hcore": 1.0, "energy": 1.0, "forces": 1.0},
+        "energy_forces_from": 5,
+        "max_steps": 8,
+        "val_every": 4,
+    }
+    (tmp_path / "ef.yaml").write_text(yaml.safe_dump(cfg))
+    trainer = Trainer(TrainConfig.from_yaml(tmp_path / "ef.yaml"), progress=False)
+    assert trainer.model.config.heads == ["fock", "hcore"]
+    start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.fit()
+    rows = list(csv.DictReader(open(tmp_path / "ef" / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [4, 8]
+    for row in rows:
+        assert np.isfinite(float(row["val_energy_mae_meV"])) and np.isfinite(float(row["val_forces_mae_meV_per_A"]))
+    # the loss at step 8 includes the E/F terms, at step 4 it did not
+    assert float(rows[1]["val_loss"]) > float(rows[0]["val_loss"])
+    trained = trainer.model.state_dict()
+    assert any(not torch.equal(start[k], trained[k]) for k in start if k.startswith("heads.hcore."))
+    model = load_model(tmp_path / "ef" / "best")
+    assert model.config.heads == ["fock", "hcore"]
+
+
+def test_energy_force_terms_need_both_heads(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "output": str(tmp_path / "o"), "loss": {"fock": 1.0, "energy": 1.0}}))
+    with pytest.raises(ValueError, match="'fock' and 'hcore'"):
+        TrainConfig.from_yaml(path)
+    path.write_text(yaml.safe_dump({**TINY, "output": str(tmp_path / "o"), "loss": {"fock": 1.0, "dipole": 1.0}}))
+    with pytest.raises(ValueError, match="unknown loss term"):
+        TrainConfig.from_yaml(path)
