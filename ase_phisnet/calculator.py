@@ -107,6 +107,31 @@ class PhiSNetCalculator(Calculator):
                 raise ValueError(f"atoms {i} and {j} are {d[i, j]:.3f} Å apart; PhiSNetCalculator needs at least {MIN_DISTANCE} Å")
         check_charge_multiplicity(numbers, self.parameters.charge, 1)
 
+    def check_training_range(self, atoms) -> None:
+        """Warn when an element pair is closer than any pair of that kind seen in training.
+
+        The range is the model's ``metadata["training_range"]`` (shortest distance per element
+        pair, Å); a model without that record is not checked.
+        """
+        seen = getattr(self.model, "metadata", {}).get("training_range", {}).get("pair_distance_A")
+        if not seen or len(atoms) < 2:
+            return
+        numbers, pos = atoms.get_atomic_numbers(), atoms.get_positions()
+        i, j = np.triu_indices(len(atoms), k=1)
+        d = np.linalg.norm(pos[i] - pos[j], axis=-1)
+        for a, b, dist in zip(i, j, d):
+            za, zb = sorted((int(numbers[a]), int(numbers[b])))
+            pair = f"{chemical_symbols[numbers[a]]}-{chemical_symbols[numbers[b]]}"
+            low = seen.get(f"{za}-{zb}", [None])[0]
+            if low is None:
+                warnings.warn(f"atoms {a} and {b} form a {pair} pair, which the training data never had; the prediction is an extrapolation", stacklevel=3)
+            elif dist < low:
+                warnings.warn(
+                    f"atoms {a} and {b} ({pair}) are {dist:.3f} Å apart, shorter than any such pair in training "
+                    f"({low:.3f} Å): the geometry is outside the training range and the prediction is an extrapolation",
+                    stacklevel=3,
+                )
+
     def _overlap(self, atoms) -> ExactOverlap:
         key = tuple(atoms.get_atomic_numbers().tolist())
         if key not in self._mol_cache:  # the basis and integral set-up are built once per molecule
@@ -119,6 +144,7 @@ class PhiSNetCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
         self.check_atoms(atoms)
+        self.check_training_range(atoms)
         numbers = atoms.get_atomic_numbers()
         n_occ = check_charge_multiplicity(numbers, self.parameters.charge, 1) // 2
         wants_energy = any(p in properties for p in ("energy", "free_energy", "forces"))

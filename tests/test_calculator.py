@@ -1,5 +1,7 @@
 """PhiSNetCalculator: ASE results, forces against finite differences, PySCF hand-off, bad input."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from ase.calculators.calculator import PropertyNotImplementedError
 
 from ase_phisnet.calculator import PhiSNetCalculator
 from ase_phisnet.model import PhiSNetConfig, build_model
-from ase_phisnet.training.data import MatrixData, load_frames
+from ase_phisnet.training.data import MatrixData, load_frames, pair_distance_range
 from ase_phisnet.units import HARTREE
 
 from .conftest import WATER_H5
@@ -105,3 +107,22 @@ def test_bad_input_is_refused_with_reasons(energy_model):
         PhiSNetCalculator(energy_model, charge=1)
     with pytest.raises(ValueError, match="dtype"):
         PhiSNetCalculator(energy_model, dtype="float16")
+
+
+def test_geometry_outside_the_training_range_warns(energy_model):
+    frames, _ = load_frames(WATER_H5)
+    energy_model.metadata["training_range"] = {"pair_distance_A": pair_distance_range([f["numbers"] for f in frames[:50]], [f["positions"] for f in frames[:50]])}
+    shortest_oh = energy_model.metadata["training_range"]["pair_distance_A"]["1-8"][0]
+    calc = PhiSNetCalculator(energy_model)
+    inside = water()
+    inside.calc = calc
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        inside.get_potential_energy()
+    squeezed = Atoms("OHH", positions=[[0, 0, 0], [0, 0, 0.9 * shortest_oh], [0, 0.8, -0.5]])
+    squeezed.calc = calc
+    try:
+        with pytest.warns(UserWarning, match="O-H\\) are .* shorter than any such pair in training"):
+            squeezed.get_potential_energy()
+    finally:
+        del energy_model.metadata["training_range"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from ase_phisnet.cli.evaluate import select_split
 from ase_phisnet.evaluation import evaluate, markdown_table
 from ase_phisnet.model.io import SHIPPED, load_model, save_model
-from ase_phisnet.training.data import load_frames
+from ase_phisnet.training.data import load_frames, pair_distance_range
 
 
 def main():
@@ -33,6 +33,9 @@ def main():
     metadata = dict(model.metadata)
     metadata["test_metrics"] = {k: v for k, v in result.items() if k != "per_frame_h_mae_uEh"}
     metadata["test_metrics"]["dataset"] = Path(args.dataset).name
+    if "training_range" not in metadata:  # models exported before the record existed
+        train = select_split(model, frames, "train")
+        metadata["training_range"] = {"pair_distance_A": pair_distance_range([f["numbers"] for f in train], [f["positions"] for f in train])}
     out = save_model(model, SHIPPED / args.name, metadata=metadata)
     print(f"shipped to {out}")
     print(markdown_table(result, args.name, "test"))

@@ -16,7 +16,9 @@ Example (``training/water-pbe-def2svp.yaml``)::
 ``init_from: MODEL`` (a shipped name or model folder) starts a new run from that model's
 weights and architecture instead of a random initialisation (e.g. to continue training the
 shipped model on a fresh machine, where the old run's checkpoint is gone). The config may add
-heads the model lacks (an ``hcore`` head to a Fock-only model); they start from scratch.
+heads the model lacks (an ``hcore`` head to a Fock-only model); they start from scratch, and
+for the first ``freeze_loaded_steps`` steps only they train (the loaded weights stay fixed, so
+the new head's large early gradients cannot spoil the trained backbone).
 
 Energy and force terms (PhiSNet's E/F loss, :mod:`.energy_forces`) are loss keys beside the
 matrices, switched on at step ``energy_forces_from`` of the run, once the matrix loss is low::
@@ -92,6 +94,7 @@ class TrainConfig:
     dtype: str = "float32"
     seed: int = 0
     init_from: str | None = None
+    freeze_loaded_steps: int = 0
     energy_forces_from: int = 0
 
     @property

@@ -132,3 +132,21 @@ def _invariant_part(block: np.ndarray, shells) -> np.ndarray:
                 sa, sb = slice(starts[a], starts[a + 1]), slice(starts[b], starts[b + 1])
                 out[sa, sb] = np.trace(block[sa, sb]) / (2 * la + 1) * np.eye(2 * la + 1)
     return out
+
+
+def pair_distance_range(numbers_list, positions_list) -> dict[str, list[float]]:
+    """Shortest and longest distance (Å) of each element pair over a set of molecules.
+
+    Keys are ``"Z1-Z2"`` with ``Z1 <= Z2``; positions in Å. Stored in a model's metadata as
+    ``training_range`` so the calculator can warn when a geometry leaves it.
+    """
+    ranges: dict[str, list[float]] = {}
+    for numbers, pos in zip(numbers_list, positions_list):
+        numbers, pos = np.asarray(numbers), np.asarray(pos, dtype=float)
+        i, j = np.triu_indices(len(numbers), k=1)
+        d = np.linalg.norm(pos[i] - pos[j], axis=-1)
+        for a, b, dist in zip(numbers[i], numbers[j], d):
+            key = f"{min(a, b)}-{max(a, b)}"
+            lo, hi = ranges.get(key, (np.inf, -np.inf))
+            ranges[key] = [min(lo, float(dist)), max(hi, float(dist))]
+    return ranges

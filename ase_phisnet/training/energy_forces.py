@@ -93,7 +93,7 @@ class EnergyForceTerms:
             r64 = r.double()
             S = self.overlap(z)(r64)
             n_occ = (int(np.sum(z)) - self.charge) // 2
-            E, _ = phisnet_energy(F, H, S, n_occ, nuclear_repulsion(torch.as_tensor(np.asarray(z), device=r.device), r64))
+            E, _ = phisnet_energy(F, H, S, n_occ, nuclear_repulsion(torch.tensor(np.asarray(z), device=r.device), r64))
             energies.append(E)
         energies = torch.stack(energies)
         grads = torch.autograd.grad(energies.sum(), R, create_graph=create_graph)

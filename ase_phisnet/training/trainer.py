@@ -32,7 +32,7 @@ from ..data.store import atomic_write_bytes
 from ..model import PhiSNet, PhiSNetConfig, build_model
 from ..model.io import save_model
 from .config import TrainConfig
-from .data import MatrixData, load_frames
+from .data import MatrixData, load_frames, pair_distance_range
 from ..units import HARTREE, HARTREE_PER_BOHR
 from .energy_forces import EnergyForceTerms, energy_force_loss
 
@@ -103,8 +103,9 @@ class Trainer:
         else:
             if checkpoint.exists():
                 raise ValueError(f"{checkpoint} exists: continue it with --resume, or choose another output folder")
+            self.new_heads = []
             if config.init_from:
-                new_heads = self._init_from(config.init_from, base)
+                new_heads = self.new_heads = self._init_from(config.init_from, base)
                 refs = train_data.diagonal_references(range(len(train_data)))
                 for head in new_heads:
                     for z, block in refs.get(head, {}).items():
@@ -178,6 +179,7 @@ class Trainer:
         self.optimizer.load_state_dict(opt_state)
         self.scheduler.load_state_dict(meta["scheduler"])
         self.step, self.best_val, self.elapsed = meta["step"], meta["best_val"], meta["elapsed"]
+        self.new_heads = meta.get("new_heads", [])
         self.generator = torch.Generator()
         self.generator.set_state(tensors["sampler.rng"])
         self.order, self.cursor = tensors["sampler.order"], meta["cursor"]
@@ -203,6 +205,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "splits": self.splits,
             "train_config": self.config.to_dict(),
+            "new_heads": self.new_heads,
         }
         data = save(tensors, metadata={"state": json.dumps(meta)})
         atomic_write_bytes(self.out / "checkpoint.safetensors", lambda fh: fh.write(data))
@@ -213,6 +216,14 @@ class Trainer:
         with torch.no_grad():
             for e, p in zip(self.ema.parameters(), self.model.parameters()):
                 e.mul_(decay).add_(p.detach(), alpha=1 - decay)
+
+    def _freeze_loaded(self, frozen: bool):
+        """Train only the heads added by ``init_from`` (``frozen``), or every weight."""
+        new_heads = self.new_heads if frozen else []
+        if frozen and not new_heads:
+            return
+        for name, p in self.model.named_parameters():
+            p.requires_grad_(not new_heads or any(name.startswith(f"heads.{h}.") for h in new_heads))
 
     def energy_forces_active(self) -> bool:
         """Whether the energy/force terms are part of the loss at the current step."""
@@ -272,6 +283,7 @@ class Trainer:
             idx = self.order[self.cursor : self.cursor + batch_size].tolist()
             self.cursor += batch_size
             self.model.train()
+            self._freeze_loaded(self.step < cfg.freeze_loaded_steps)
             if self.energy_forces_active():
                 E, F, pred = self.ef(self.model, [train.numbers[i] for i in idx], [train.positions[i] for i in idx])
                 _, targets, mask = train.batch(idx, self.model)
@@ -329,6 +341,13 @@ class Trainer:
             writer.close()
         return last
 
+    def training_range(self) -> dict:
+        """Shortest/longest distance (Å) per element pair in the training frames."""
+        from ..units import BOHR
+
+        train = self.sets["train"]
+        return pair_distance_range(train.numbers, [p.numpy() * BOHR for p in train.positions])
+
     def export(self, directory, val_metrics: dict | None = None):
         """Write the EMA model with its provenance (data, splits, training state)."""
         import platform
@@ -350,6 +369,7 @@ class Trainer:
                 "package_version": __version__,
             },
             "validation": val_metrics or {},
+            "training_range": {"pair_distance_A": self.training_range()},
         }
         state = {k: v.to(torch.float64) if v.is_floating_point() else v for k, v in self.ema.state_dict().items()}
         return save_model(self.ema, directory, metadata=meta, state_dict=state)

@@ -70,6 +70,7 @@ def test_a_run_switches_on_energy_and_force_terms(tmp_path):
         "output": str(tmp_path / "ef"),
         "init_from": str(tmp_path / "fock" / "best"),
         "loss": {"fock": 1.0, "hcore": 1.0, "energy": 1.0, "forces": 1.0},
+        "freeze_loaded_steps": 2,
         "energy_forces_from": 5,
         "max_steps": 8,
         "val_every": 4,
@@ -78,15 +79,22 @@ def test_a_run_switches_on_energy_and_force_terms(tmp_path):
     trainer = Trainer(TrainConfig.from_yaml(tmp_path / "ef.yaml"), progress=False)
     assert trainer.model.config.heads == ["fock", "hcore"]
     start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.config.max_steps = 2
+    trainer.fit()  # the loaded weights stay fixed while the new head warms up
+    warm = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    assert all(torch.equal(start[k], warm[k]) for k in start if not k.startswith("heads.hcore."))
+    assert any(not torch.equal(start[k], warm[k]) for k in start if k.startswith("heads.hcore."))
+    trainer.config.max_steps = 8
     trainer.fit()
     rows = list(csv.DictReader(open(tmp_path / "ef" / "metrics.csv")))
-    assert [int(r["step"]) for r in rows] == [4, 8]
+    assert [int(r["step"]) for r in rows] == [2, 4, 8]  # fit() validates where it stops
+    rows = rows[1:]
     for row in rows:
         assert np.isfinite(float(row["val_energy_mae_meV"])) and np.isfinite(float(row["val_forces_mae_meV_per_A"]))
     # the loss at step 8 includes the E/F terms, at step 4 it did not
     assert float(rows[1]["val_loss"]) > float(rows[0]["val_loss"])
     trained = trainer.model.state_dict()
-    assert any(not torch.equal(start[k], trained[k]) for k in start if k.startswith("heads.hcore."))
+    assert any(not torch.equal(warm[k], trained[k]) for k in start if k.startswith("interactions."))
     model = load_model(tmp_path / "ef" / "best")
     assert model.config.heads == ["fock", "hcore"]
 
