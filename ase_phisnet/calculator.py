@@ -36,7 +36,7 @@ import torch
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.data import chemical_symbols
 
-from .electronic import ExactOverlap, closed_shell_density, generalized_eigh, nuclear_repulsion, phisnet_energy
+from .electronic import ExactCoreHamiltonian, ExactOverlap, closed_shell_density, generalized_eigh, nuclear_repulsion, phisnet_energy
 from .electronic.properties import dipole_moment, mulliken_charges
 from .model.io import load_model
 from .molecule import build_mol, check_charge_multiplicity
@@ -132,11 +132,11 @@ class PhiSNetCalculator(Calculator):
                     stacklevel=3,
                 )
 
-    def _overlap(self, atoms) -> ExactOverlap:
+    def _integrals(self, atoms) -> tuple[ExactOverlap, ExactCoreHamiltonian]:
         key = tuple(atoms.get_atomic_numbers().tolist())
         if key not in self._mol_cache:  # the basis and integral set-up are built once per molecule
             mol = build_mol(atoms.get_atomic_numbers(), atoms.get_positions(), self.model.config.basis, self.parameters.charge)
-            self._mol_cache = {key: ExactOverlap(mol)}
+            self._mol_cache = {key: (ExactOverlap(mol), ExactCoreHamiltonian(mol))}
         return self._mol_cache[key]
 
     # ------------------------------------------------------------------ the calculation
@@ -156,14 +156,15 @@ class PhiSNetCalculator(Calculator):
             )
         param = next(self.model.parameters())
         R = torch.tensor(atoms.get_positions() / BOHR, dtype=param.dtype, device=param.device, requires_grad="forces" in properties)
-        overlap = self._overlap(atoms)
+        overlap, core = self._integrals(atoms)
         with torch.set_grad_enabled("forces" in properties):
             out = self.model(self.model.graph([numbers], [R]))
             to_pyscf = lambda name: self.model.basis.to_pyscf_order(out[name][0], numbers)  # noqa: E731
             F = to_pyscf("fock")
             S = to_pyscf("overlap") if self.parameters.overlap == "predicted" else overlap(R)
             if wants_energy:
-                E, P = phisnet_energy(F, to_pyscf("hcore"), S, n_occ, nuclear_repulsion(torch.as_tensor(numbers), R))
+                H = to_pyscf("hcore") + core(R) if self.model.config.core_baseline else to_pyscf("hcore")
+                E, P = phisnet_energy(F, H, S, n_occ, nuclear_repulsion(torch.as_tensor(numbers), R))
             else:
                 P = closed_shell_density(F, S, n_occ)
         if "forces" in properties:

@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 from ase_phisnet.cli.evaluate import select_split
-from ase_phisnet.evaluation import evaluate, markdown_table
+from ase_phisnet.evaluation import energy_force_metrics, evaluate, markdown_table
 from ase_phisnet.model.io import SHIPPED, load_model, save_model
 from ase_phisnet.training.data import load_frames, pair_distance_range
 
@@ -29,7 +29,10 @@ def main():
 
     model = load_model(args.model)
     frames, _ = load_frames(args.dataset)
-    result = evaluate(model, select_split(model, frames, "test"))
+    test = select_split(model, frames, "test")
+    result = evaluate(model, test)
+    if "hcore" in model.config.heads:
+        result.update(energy_force_metrics(model, test))
     metadata = dict(model.metadata)
     metadata["test_metrics"] = {k: v for k, v in result.items() if k != "per_frame_h_mae_uEh"}
     metadata["test_metrics"]["dataset"] = Path(args.dataset).name

@@ -52,7 +52,7 @@ def select_split(model, frames: list[dict], split: str) -> list[dict]:
 
 
 def run(args) -> int:
-    from ..evaluation import evaluate, markdown_table
+    from ..evaluation import energy_force_metrics, evaluate, markdown_table
     from ..model.io import load_model
     from ..training.data import load_frames
 
@@ -62,6 +62,8 @@ def run(args) -> int:
     if args.max_frames:
         frames = frames[: args.max_frames]
     result = evaluate(model, frames, progress=not args.no_progress)
+    if "hcore" in model.config.heads and "energy" in frames[0]:
+        result.update(energy_force_metrics(model, frames, progress=not args.no_progress))
     summary = {k: v for k, v in result.items() if k != "per_frame_h_mae_uEh"}
     summary.update({"model": str(args.model), "dataset": str(args.dataset), "split": args.split})
     table = markdown_table(result, label=Path(str(args.model)).name, split=args.split)

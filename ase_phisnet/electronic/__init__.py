@@ -2,6 +2,7 @@
 
 from .eigensolver import closed_shell_density, generalized_eigh
 from .energy import nuclear_repulsion, phisnet_energy
+from .core import ExactCoreHamiltonian
 from .overlap import ExactOverlap
 
-__all__ = ["ExactOverlap", "closed_shell_density", "generalized_eigh", "nuclear_repulsion", "phisnet_energy"]
+__all__ = ["ExactCoreHamiltonian", "ExactOverlap", "closed_shell_density", "generalized_eigh", "nuclear_repulsion", "phisnet_energy"]

@@ -50,6 +50,10 @@ class PhiSNetConfig:
         Normalisation of message sums (set from the training data).
     preset : str or None
         Name of the preset this configuration started from.
+    core_baseline : bool
+        If true, the ``hcore`` head predicts a correction added to the exact core Hamiltonian
+        h(R) = T + V_nuc from PySCF integrals (:class:`ase_phisnet.electronic.ExactCoreHamiltonian`):
+        H~core = h(R) + head. Users of the model (calculator, training) add h(R).
     """
 
     elements: list = field(default_factory=lambda: [1, 8])
@@ -63,6 +67,7 @@ class PhiSNetConfig:
     heads: list = field(default_factory=lambda: ["fock"])
     avg_neighbors: float = 1.0
     preset: str | None = None
+    core_baseline: bool = False
 
     def __post_init__(self):
         self.elements = sorted({int(z) for z in self.elements})

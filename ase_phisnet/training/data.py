@@ -58,6 +58,9 @@ class MatrixData:
         the effective core Hamiltonian of the reference energy, not the stored ``hcore``.
     charge : int
         Total charge of the frames (for the electron count of the ``hcore`` target).
+    core_baseline : bool
+        The model adds the exact h(R) = T + V_nuc to its ``hcore`` head, so the head's target
+        is the effective core Hamiltonian minus the stored ``hcore``.
 
     Attributes
     ----------
@@ -67,7 +70,7 @@ class MatrixData:
         Reference forces, Hartree/Bohr.
     """
 
-    def __init__(self, frames: list[dict], basis: AOBasis, targets=("fock",), charge: int = 0):
+    def __init__(self, frames: list[dict], basis: AOBasis, targets=("fock",), charge: int = 0, core_baseline: bool = False):
         from .energy_forces import effective_core_target
 
         self.basis = basis
@@ -76,7 +79,9 @@ class MatrixData:
         self.positions = [torch.as_tensor(np.asarray(f["positions"]) / BOHR) for f in frames]
 
         def target(frame, name):
-            return effective_core_target(frame, charge) if name == "hcore" else frame[TARGET_KEYS[name]]
+            if name == "hcore":
+                return effective_core_target(frame, charge) - (np.asarray(frame["hcore"]) if core_baseline else 0.0)
+            return frame[TARGET_KEYS[name]]
 
         self.matrices = {t: [torch.as_tensor(basis.to_irreps_order(target(f, t), z)) for f, z in zip(frames, self.numbers)] for t in self.targets}
         self.energies = torch.tensor([float(f["energy"]) for f in frames], dtype=torch.float64) if frames and "energy" in frames[0] else None

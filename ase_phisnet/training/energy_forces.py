@@ -20,7 +20,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from ..electronic import ExactOverlap, nuclear_repulsion, phisnet_energy
+from ..electronic import ExactCoreHamiltonian, ExactOverlap, nuclear_repulsion, phisnet_energy
 from ..molecule import build_mol
 from ..units import BOHR
 
@@ -66,14 +66,18 @@ class EnergyForceTerms:
     def __init__(self, basis_name: str, charge: int = 0):
         self.basis_name = basis_name
         self.charge = int(charge)
-        self._overlaps: dict[tuple, ExactOverlap] = {}
+        self._integrals: dict[tuple, tuple[ExactOverlap, ExactCoreHamiltonian]] = {}
+
+    def integrals(self, numbers) -> tuple[ExactOverlap, ExactCoreHamiltonian]:
+        """S(R) and h(R) of a molecule, built once per atom list and reused."""
+        key = tuple(int(z) for z in numbers)
+        if key not in self._integrals:
+            mol = build_mol(numbers, np.zeros((len(numbers), 3)) + np.arange(len(numbers))[:, None], self.basis_name, self.charge)
+            self._integrals[key] = (ExactOverlap(mol), ExactCoreHamiltonian(mol))
+        return self._integrals[key]
 
     def overlap(self, numbers) -> ExactOverlap:
-        key = tuple(int(z) for z in numbers)
-        if key not in self._overlaps:
-            mol = build_mol(numbers, np.zeros((len(numbers), 3)) + np.arange(len(numbers))[:, None], self.basis_name, self.charge)
-            self._overlaps[key] = ExactOverlap(mol)
-        return self._overlaps[key]
+        return self.integrals(numbers)[0]
 
     def __call__(self, model, numbers_list, positions_list, create_graph: bool = True):
         """``(energies (B,), forces list of (natm, 3), outputs)`` for molecules in Bohr.
@@ -91,7 +95,10 @@ class EnergyForceTerms:
             F = basis.to_pyscf_order(out["fock"][b, :n, :n], z).double()
             H = basis.to_pyscf_order(out["hcore"][b, :n, :n], z).double()
             r64 = r.double()
-            S = self.overlap(z)(r64)
+            overlap, core = self.integrals(z)
+            S = overlap(r64)
+            if model.config.core_baseline:
+                H = H + core(r64)
             n_occ = (int(np.sum(z)) - self.charge) // 2
             E, _ = phisnet_energy(F, H, S, n_occ, nuclear_repulsion(torch.tensor(np.asarray(z), device=r.device), r64))
             energies.append(E)

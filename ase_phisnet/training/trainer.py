@@ -87,8 +87,8 @@ class Trainer:
         heads = model_cfg.pop("heads", list(config.matrix_weights))
         base = PhiSNetConfig.from_preset(preset, elements=elements, heads=heads, **model_cfg) if preset else PhiSNetConfig(elements=elements, heads=heads, **model_cfg)
         charge = int(self.dataset_meta.get("charge") or 0)
-        train_data = MatrixData([frames[p] for p in positions["train"]], AOBasis(base.basis, base.elements), list(config.matrix_weights), charge)
-        val_data = MatrixData([frames[p] for p in positions["val"]], train_data.basis, train_data.targets, charge)
+        train_data = MatrixData([frames[p] for p in positions["train"]], AOBasis(base.basis, base.elements), list(config.matrix_weights), charge, base.core_baseline)
+        val_data = MatrixData([frames[p] for p in positions["val"]], train_data.basis, train_data.targets, charge, base.core_baseline)
         self.sets = {"train": train_data, "val": val_data}
         self.ef = EnergyForceTerms(base.basis, charge) if config.energy_force_weights else None
         if self.ef and (train_data.energies is None or train_data.forces is None):
@@ -136,12 +136,14 @@ class Trainer:
 
         start = load_model(name_or_path, device=self.device, dtype=self.dtype)
         mine, theirs = requested.to_dict(), start.config.to_dict()
-        differ = sorted(k for k in mine if k not in ("avg_neighbors", "heads") and mine[k] != theirs[k])
+        differ = sorted(k for k in mine if k not in ("avg_neighbors", "heads", "core_baseline") and mine[k] != theirs[k])
         missing = [h for h in theirs["heads"] if h not in mine["heads"]]
         if differ or missing:
             what = [f"{k}={theirs[k]!r} vs {mine[k]!r}" for k in differ] + [f"heads {theirs['heads']} not all in {mine['heads']}"] * bool(missing)
             raise ValueError(f"init_from {name_or_path}: its architecture differs from the config's: " + ", ".join(what))
-        config = PhiSNetConfig.from_dict({**theirs, "heads": mine["heads"]})
+        if "hcore" in theirs["heads"] and mine["core_baseline"] != theirs["core_baseline"]:
+            raise ValueError(f"init_from {name_or_path}: its hcore head has core_baseline={theirs['core_baseline']}, the config asks for {mine['core_baseline']}")
+        config = PhiSNetConfig.from_dict({**theirs, "heads": mine["heads"], "core_baseline": mine["core_baseline"]})
         self._build(config)
         new_heads = [h for h in mine["heads"] if h not in theirs["heads"]]
         result = self.model.load_state_dict(start.state_dict(), strict=False)

@@ -45,7 +45,8 @@ def test_gradient_matches_finite_differences():
 
 
 def test_degenerate_occupied_orbitals_give_correct_finite_gradients():
-    """Two exactly degenerate occupied levels below the gap: eigh's own backward fails here."""
+    """Two exactly degenerate occupied (and virtual) levels: the gradient is finite, non-zero and
+    matches finite differences (only occupied-virtual gaps enter the backward)."""
     n = 6
     Q, _ = torch.linalg.qr(torch.randn(n, n, dtype=torch.float64, generator=torch.Generator().manual_seed(1)))
     levels = torch.tensor([-2.0, -1.0, -1.0, 0.5, 1.0, 1.0], dtype=torch.float64)  # degenerate occ and virt
@@ -61,12 +62,8 @@ def test_degenerate_occupied_orbitals_give_correct_finite_gradients():
         fd_S = (energy(F, S + h * E, G, 3) - energy(F, S - h * E, G, 3)) / (2 * h)
     assert abs(float((dF * E).sum()) - float(fd_F)) < 1e-7
     assert abs(float((dS * E).sum()) - float(fd_S)) < 1e-7
-    # torch's own eigh backward is not usable here
-    Fp = F.detach().clone().requires_grad_()
-    _, C = torch.linalg.eigh(Fp)
-    plain = (2 * C[:, :3] @ C[:, :3].T * G).sum()
-    (g,) = torch.autograd.grad(plain, Fp)
-    assert not torch.isfinite(g).all() or (g - dF).abs().max() > 1e-3
+    # the gradient is not zero either (the original PhiSNet code returns zeros here)
+    assert dF.abs().max() > 1e-3
 
 
 def test_second_derivative_gradgradcheck():

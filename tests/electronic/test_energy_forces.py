@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ase_phisnet.electronic import ExactOverlap, nuclear_repulsion, phisnet_energy
+from ase_phisnet.electronic import ExactCoreHamiltonian, ExactOverlap, nuclear_repulsion, phisnet_energy
 from ase_phisnet.model import PhiSNetConfig, build_model
 from ase_phisnet.molecule import build_mol
 from ase_phisnet.training.data import MatrixData
@@ -81,3 +81,22 @@ def test_forces_match_central_finite_differences(h5):
             fd = (8 * (e[1] - e[-1]) - (e[2] - e[-2])) / (12 * h)
             worst = max(worst, abs(float(grad[atom, axis] - fd)))
     assert worst * HARTREE / BOHR < 1e-6  # eV/Å
+
+
+def test_exact_core_hamiltonian_and_its_derivative():
+    numbers, pos = shared_frame(WATER_H5, 3)
+    mol = build_mol(numbers, pos)
+    core = ExactCoreHamiltonian(mol)
+    R0 = torch.tensor(pos / BOHR)
+    assert np.abs(core(R0).numpy() - (mol.intor("int1e_kin") + mol.intor("int1e_nuc"))).max() < 1e-12
+    W = torch.as_tensor(np.random.default_rng(0).normal(size=(mol.nao, mol.nao)))
+    R = R0.clone().requires_grad_(True)
+    ((core(R) * W).sum()).backward()
+    h = 1e-3  # five-point stencil
+    for atom in range(len(numbers)):
+        for axis in range(3):
+            d = torch.zeros_like(R0)
+            d[atom, axis] = h
+            e = {k: float((core(R0 + k * d) * W).sum()) for k in (-2, -1, 1, 2)}
+            fd = (8 * (e[1] - e[-1]) - (e[2] - e[-2])) / (12 * h)
+            assert abs(float(R.grad[atom, axis]) - fd) < 1e-7 * max(1.0, abs(fd))
