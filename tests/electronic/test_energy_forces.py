@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ase_phisnet.electronic import ExactCoreHamiltonian, ExactOverlap, nuclear_repulsion, phisnet_energy
+from ase_phisnet.electronic import ExactCoreHamiltonian, ExactOverlap, generalized_eigh, nuclear_repulsion, phisnet_energy
 from ase_phisnet.model import PhiSNetConfig, build_model
 from ase_phisnet.molecule import build_mol
 from ase_phisnet.training.data import MatrixData
@@ -37,47 +37,74 @@ def test_nuclear_repulsion_matches_pyscf():
     assert abs(float(E) - build_mol(numbers, pos).energy_nuc()) < 1e-10
 
 
-def model_energy(model, overlap, numbers, R):
-    """E(R) in Hartree with a model's F~ and H~core (PySCF order) and the exact S."""
+def model_energy(model, integrals, numbers, R):
+    """E(R) in Hartree with a model's F~ and H~core (PySCF order), the exact S and h(R)."""
+    overlap, core = integrals
     z = torch.tensor(numbers)
     out = model(model.graph([numbers], [R]))
     F = model.basis.to_pyscf_order(out["fock"][0], numbers)
-    H = model.basis.to_pyscf_order(out["hcore"][0], numbers)
+    H = model.basis.to_pyscf_order(out["hcore"][0], numbers) + core(R)
     E, _ = phisnet_energy(F, H, overlap(R), int(numbers.sum()) // 2, nuclear_repulsion(z, R))
     return E
 
 
-# Ethanol with this random-weight model reaches a finite-difference noise floor of ~4e-8 Eh/Bohr
-# (its spectrum is far from physical): the ethanol check waits for a trained ethanol model.
-@pytest.mark.parametrize("h5", [WATER_H5], ids=["water"])
-def test_forces_match_central_finite_differences(h5):
-    numbers, pos = shared_frame(h5, 1)
-    torch.manual_seed(0)
-    model = build_model(PhiSNetConfig.from_preset("small", elements=sorted(set(numbers.tolist())), features=4, heads=["fock", "hcore"]), torch.float64)
-    # reference blocks from the data: a physical spectrum with a HOMO-LUMO gap
+def methane():
+    """CH4 at its Td geometry (C-H 1.09 Å): the three 1t2 orbitals are exactly degenerate."""
+    d = 1.09 / np.sqrt(3)
+    return np.array([6, 1, 1, 1, 1]), np.array([[0, 0, 0], [d, d, d], [-d, -d, d], [-d, d, -d], [d, -d, -d]], dtype=float)
+
+
+def random_energy_model(reference_h5):
+    """H, C, N, O model with random weights on top of data-fitted diagonal references (a
+    physical-looking spectrum with a gap); H~core on top of the exact T + V_nuc."""
     from ase_phisnet.training.data import load_frames
 
-    frames, _ = load_frames(h5)
-    data = MatrixData(frames[:20], model.basis, ["fock", "hcore"])
-    for head, refs in data.diagonal_references(range(20)).items():
+    torch.manual_seed(0)
+    model = build_model(PhiSNetConfig.from_preset("small", elements=[1, 6, 7, 8], features=4, heads=["fock", "hcore"], core_baseline=True), torch.float64)
+    frames, _ = load_frames(reference_h5)
+    data = MatrixData(frames[:10], model.basis, ["fock", "hcore"], core_baseline=True)
+    for head, refs in data.diagonal_references(range(10)).items():
         for z, block in refs.items():
             model.heads[head].set_reference(z, torch.as_tensor(block))
-    with torch.no_grad():  # small network part on top of the references
+    with torch.no_grad():  # a small network part on top of the references
         for name, p in model.named_parameters():
             if "heads" in name and "linear" in name:
                 p.mul_(0.05)
-    overlap = ExactOverlap(build_mol(numbers, pos))
+    return model
+
+
+@pytest.mark.parametrize("system", ["water", "ethanol", "methane"])
+def test_forces_match_central_finite_differences(system):
+    if system == "methane":
+        numbers, pos = methane()
+        model = random_energy_model(ETHANOL_H5)
+    else:
+        h5 = {"water": WATER_H5, "ethanol": ETHANOL_H5}[system]
+        numbers, pos = shared_frame(h5, 1)
+        model = random_energy_model(h5)
+    mol = build_mol(numbers, pos)
+    integrals = (ExactOverlap(mol), ExactCoreHamiltonian(mol))
     R = torch.tensor(pos / BOHR, requires_grad=True)
-    E = model_energy(model, overlap, numbers, R)
+    E = model_energy(model, integrals, numbers, R)
     (grad,) = torch.autograd.grad(E, R)
-    h = 1e-3  # five-point central stencil, error O(h^4)
+    assert torch.isfinite(grad).all()
+    if system == "methane":  # the degenerate level lies wholly below the HOMO-LUMO gap
+        with torch.no_grad():
+            out = model(model.graph([numbers], [R]))
+            F = model.basis.to_pyscf_order(out["fock"][0], numbers)
+            eps, _ = generalized_eigh(F, integrals[0](R))
+        n_occ = 5
+        assert float(eps[n_occ - 1] - eps[n_occ - 3]) < 1e-10  # HOMO triply degenerate
+        assert float(eps[n_occ - 3] - eps[n_occ - 4]) > 1e-2 and float(eps[n_occ] - eps[n_occ - 1]) > 1e-2
+        assert grad.abs().max() > 1e-4  # not the zeros of the original code
+    h = 1e-3  # Bohr; five-point central stencil, error O(h^4)
     worst = 0.0
     for atom in range(len(numbers)):
         for axis in range(3):
             d = torch.zeros_like(R)
             d[atom, axis] = h
             with torch.no_grad():
-                e = {k: model_energy(model, overlap, numbers, R + k * d) for k in (-2, -1, 1, 2)}
+                e = {k: model_energy(model, integrals, numbers, R + k * d) for k in (-2, -1, 1, 2)}
             fd = (8 * (e[1] - e[-1]) - (e[2] - e[-2])) / (12 * h)
             worst = max(worst, abs(float(grad[atom, axis] - fd)))
     assert worst * HARTREE / BOHR < 1e-6  # eV/Å
