@@ -127,3 +127,18 @@ def test_geometry_outside_the_training_range_warns(energy_model):
             squeezed.get_potential_energy()
     finally:
         del energy_model.metadata["training_range"]
+
+
+def test_energy_is_invariant_and_forces_rotate_with_the_molecule(energy_model):
+    from ase_phisnet.basis import random_rotation
+
+    atoms = water()
+    atoms.calc = PhiSNetCalculator(energy_model)
+    energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+    for seed in range(3):
+        R = random_rotation(seed)
+        turned = atoms.copy()
+        turned.positions = atoms.positions @ R.T + np.array([0.3, -1.2, 2.0])
+        turned.calc = PhiSNetCalculator(energy_model)
+        assert abs(turned.get_potential_energy() - energy) < 1e-9  # eV
+        assert np.abs(turned.get_forces() - forces @ R.T).max() < 1e-8  # eV/Å
