@@ -14,23 +14,13 @@ from ase_phisnet.model import PhiSNetConfig, build_model
 from ase_phisnet.training.data import MatrixData, load_frames, pair_distance_range
 from ase_phisnet.units import HARTREE
 
-from .conftest import WATER_H5
+from .conftest import WATER_H5, random_energy_model
 
 
 @pytest.fixture(scope="module")
 def energy_model():
-    """A water model with F~ and H~core heads (H~core on top of the exact T + V_nuc): random
-    weights on top of data-fitted references."""
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = build_model(PhiSNetConfig.from_preset("small", elements=[1, 8], features=4, heads=["fock", "hcore"], core_baseline=True), torch.float64)
-    frames, _ = load_frames(WATER_H5)
-    data = MatrixData(frames[:20], model.basis, ["fock", "hcore"], core_baseline=True)
-    for head, refs in data.diagonal_references(range(20)).items():
-        for z, block in refs.items():
-            model.heads[head].set_reference(z, torch.as_tensor(block))
-    model.metadata = {"reference": {"method": "rks", "xc": "pbe", "charge": 0}}
-    return model.eval()
+    """A water model with F~ and H~core heads, random weights on data-fitted references."""
+    return random_energy_model(WATER_H5)
 
 
 def water():

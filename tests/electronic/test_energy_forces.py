@@ -10,7 +10,7 @@ from ase_phisnet.molecule import build_mol
 from ase_phisnet.training.data import MatrixData
 from ase_phisnet.units import BOHR, HARTREE
 
-from ..conftest import ETHANOL_H5, WATER_H5, shared_frame
+from ..conftest import ETHANOL_H5, WATER_H5, random_energy_model, shared_frame
 
 
 def test_exact_overlap_and_its_derivative():
@@ -54,34 +54,15 @@ def methane():
     return np.array([6, 1, 1, 1, 1]), np.array([[0, 0, 0], [d, d, d], [-d, -d, d], [-d, d, -d], [d, -d, -d]], dtype=float)
 
 
-def random_energy_model(reference_h5):
-    """H, C, N, O model with random weights on top of data-fitted diagonal references (a
-    physical-looking spectrum with a gap); H~core on top of the exact T + V_nuc."""
-    from ase_phisnet.training.data import load_frames
-
-    torch.manual_seed(0)
-    model = build_model(PhiSNetConfig.from_preset("small", elements=[1, 6, 7, 8], features=4, heads=["fock", "hcore"], core_baseline=True), torch.float64)
-    frames, _ = load_frames(reference_h5)
-    data = MatrixData(frames[:10], model.basis, ["fock", "hcore"], core_baseline=True)
-    for head, refs in data.diagonal_references(range(10)).items():
-        for z, block in refs.items():
-            model.heads[head].set_reference(z, torch.as_tensor(block))
-    with torch.no_grad():  # a small network part on top of the references
-        for name, p in model.named_parameters():
-            if "heads" in name and "linear" in name:
-                p.mul_(0.05)
-    return model
-
-
 @pytest.mark.parametrize("system", ["water", "ethanol", "methane"])
 def test_forces_match_central_finite_differences(system):
     if system == "methane":
         numbers, pos = methane()
-        model = random_energy_model(ETHANOL_H5)
+        model = random_energy_model(ETHANOL_H5, [1, 6, 7, 8])
     else:
         h5 = {"water": WATER_H5, "ethanol": ETHANOL_H5}[system]
         numbers, pos = shared_frame(h5, 1)
-        model = random_energy_model(h5)
+        model = random_energy_model(h5, [1, 6, 7, 8])
     mol = build_mol(numbers, pos)
     integrals = (ExactOverlap(mol), ExactCoreHamiltonian(mol))
     R = torch.tensor(pos / BOHR, requires_grad=True)

@@ -1,0 +1,26 @@
+"""MD runs: log, trajectory and figure; a second run continues from the last frame."""
+
+import numpy as np
+from ase.build import molecule
+from ase.io import read
+
+from ase_phisnet.calculator import PhiSNetCalculator
+from ase_phisnet.dynamics import read_log, run_md
+
+import ase_phisnet
+
+
+def test_md_writes_its_record_and_continues_from_the_last_frame(tmp_path):
+    model = ase_phisnet.load_model("water-pbe-def2svp")
+    first = run_md(molecule("H2O"), tmp_path, model=PhiSNetCalculator(model), steps=20, interval=5, progress=False)
+    assert first["frames"] == 5 and first["time_fs"] == 5.0
+    last = read(tmp_path / "md.traj", -1)
+    second = run_md(molecule("H2O"), tmp_path, model=PhiSNetCalculator(model), steps=10, interval=5, progress=False)
+    log = read_log(tmp_path / "md_log.csv")
+    assert np.allclose(log["time_fs"], np.arange(0, 7.5 + 1e-9, 1.25))  # no repeated frame
+    frames = read(tmp_path / "md.traj", ":")
+    assert len(frames) == len(log["time_fs"]) == second["frames"] == 7
+    # the continuation started where the first run stopped, with its velocities
+    assert np.allclose(frames[4].positions, last.positions) and np.allclose(frames[4].get_velocities(), last.get_velocities())
+    assert np.allclose(log["etot_eV"], log["epot_eV"] + log["ekin_eV"], atol=1e-6)
+    assert (tmp_path / "md_energies.png").stat().st_size > 10_000
