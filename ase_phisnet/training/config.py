@@ -16,9 +16,12 @@ Example (``training/water-pbe-def2svp.yaml``)::
 ``init_from: MODEL`` (a shipped name or model folder) starts a new run from that model's
 weights and architecture instead of a random initialisation (e.g. to continue training the
 shipped model on a fresh machine, where the old run's checkpoint is gone). The config may add
-heads the model lacks (an ``hcore`` head to a Fock-only model); they start from scratch, and
-for the first ``freeze_loaded_steps`` steps only they train (the loaded weights stay fixed, so
-the new head's large early gradients cannot spoil the trained backbone).
+heads the model lacks (an ``hcore`` head to a Fock-only model); they start from scratch.
+
+``trainable: [heads.hcore]`` (parameter-name prefixes) trains only those weights, the rest stay
+fixed, until step ``trainable_until`` (``null``: the whole run). Used to fit a new H~core head
+through energies and forces without moving the trained F~ and backbone (whose large early
+gradients from the new head would otherwise spoil the Hamiltonian).
 
 Energy and force terms (PhiSNet's E/F loss, :mod:`.energy_forces`) are loss keys beside the
 matrices, switched on at step ``energy_forces_from`` of the run, once the matrix loss is low::
@@ -94,7 +97,8 @@ class TrainConfig:
     dtype: str = "float32"
     seed: int = 0
     init_from: str | None = None
-    freeze_loaded_steps: int = 0
+    trainable: list | None = None
+    trainable_until: int | None = None
     energy_forces_from: int = 0
 
     @property
@@ -123,6 +127,8 @@ class TrainConfig:
             raise ValueError(f"loss needs at least one matrix target ({', '.join(MATRIX_TARGETS)}), got {self.loss!r}")
         if self.energy_force_weights and not {"fock", "hcore"} <= set(self.loss):
             raise ValueError("energy/force loss terms need the 'fock' and 'hcore' heads: give both a weight in loss")
+        if self.trainable is not None and (not isinstance(self.trainable, list) or not all(isinstance(t, str) and t for t in self.trainable)):
+            raise ValueError(f"trainable must be a list of parameter-name prefixes (e.g. [heads.hcore]), got {self.trainable!r}")
         if int(self.energy_forces_from) < 0:
             raise ValueError(f"energy_forces_from must be a step number >= 0, got {self.energy_forces_from!r}")
         for name in ("batch_size", "max_steps", "val_every"):

@@ -103,9 +103,8 @@ class Trainer:
         else:
             if checkpoint.exists():
                 raise ValueError(f"{checkpoint} exists: continue it with --resume, or choose another output folder")
-            self.new_heads = []
             if config.init_from:
-                new_heads = self.new_heads = self._init_from(config.init_from, base)
+                new_heads = self._init_from(config.init_from, base)
                 refs = train_data.diagonal_references(range(len(train_data)))
                 for head in new_heads:
                     for z, block in refs.get(head, {}).items():
@@ -181,7 +180,6 @@ class Trainer:
         self.optimizer.load_state_dict(opt_state)
         self.scheduler.load_state_dict(meta["scheduler"])
         self.step, self.best_val, self.elapsed = meta["step"], meta["best_val"], meta["elapsed"]
-        self.new_heads = meta.get("new_heads", [])
         self.generator = torch.Generator()
         self.generator.set_state(tensors["sampler.rng"])
         self.order, self.cursor = tensors["sampler.order"], meta["cursor"]
@@ -207,7 +205,6 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "splits": self.splits,
             "train_config": self.config.to_dict(),
-            "new_heads": self.new_heads,
         }
         data = save(tensors, metadata={"state": json.dumps(meta)})
         atomic_write_bytes(self.out / "checkpoint.safetensors", lambda fh: fh.write(data))
@@ -219,13 +216,19 @@ class Trainer:
             for e, p in zip(self.ema.parameters(), self.model.parameters()):
                 e.mul_(decay).add_(p.detach(), alpha=1 - decay)
 
-    def _freeze_loaded(self, frozen: bool):
-        """Train only the heads added by ``init_from`` (``frozen``), or every weight."""
-        new_heads = self.new_heads if frozen else []
-        if frozen and not new_heads:
-            return
+    def _check_trainable(self):
+        names = [n for n, _ in self.model.named_parameters()]
+        unmatched = [pre for pre in self.config.trainable or [] if not any(n.startswith(pre) for n in names)]
+        if unmatched:
+            tops = sorted({".".join(n.split(".")[:2]) for n in names})
+            raise ValueError(f"trainable prefix(es) {unmatched} match no weight; weights start with e.g. {tops[:8]}")
+
+    def _set_trainable(self):
+        """Train only the weights named by ``trainable`` (until ``trainable_until``), or all."""
+        cfg = self.config
+        prefixes = cfg.trainable if cfg.trainable and (cfg.trainable_until is None or self.step < cfg.trainable_until) else None
         for name, p in self.model.named_parameters():
-            p.requires_grad_(not new_heads or any(name.startswith(f"heads.{h}.") for h in new_heads))
+            p.requires_grad_(prefixes is None or any(name.startswith(pre) for pre in prefixes))
 
     def energy_forces_active(self) -> bool:
         """Whether the energy/force terms are part of the loss at the current step."""
@@ -272,6 +275,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
         writer = _tensorboard(self.out)
+        self._check_trainable()
         train = self.sets["train"]
         n_train = len(train)
         batch_size = min(cfg.batch_size, n_train)
@@ -285,7 +289,7 @@ class Trainer:
             idx = self.order[self.cursor : self.cursor + batch_size].tolist()
             self.cursor += batch_size
             self.model.train()
-            self._freeze_loaded(self.step < cfg.freeze_loaded_steps)
+            self._set_trainable()
             if self.energy_forces_active():
                 E, F, pred = self.ef(self.model, [train.numbers[i] for i in idx], [train.positions[i] for i in idx])
                 _, targets, mask = train.batch(idx, self.model)
