@@ -37,6 +37,7 @@ def main():
     p.add_argument("--frames", type=int, default=3)
     p.add_argument("--device", default="cpu")
     p.add_argument("--preset", default="small")
+    p.add_argument("--features", type=int, default=32, help="features of the random-weight model (shipped water model: 32)")
     p.add_argument("--model", help="trained model with an hcore head (default: random weights)")
     args = p.parse_args()
 
@@ -59,7 +60,8 @@ def main():
             model = load_model(args.model, device=args.device)
         else:
             torch.manual_seed(0)
-            cfg = PhiSNetConfig.from_preset(args.preset, elements=sorted(set(numbers.tolist())), heads=["fock", "hcore"])
+            # the shipped water model's architecture (H~core on top of the exact T + V_nuc)
+            cfg = PhiSNetConfig.from_preset(args.preset, elements=sorted(set(numbers.tolist())), heads=["fock", "hcore"], features=args.features, core_baseline=True)
             model = build_model(cfg, torch.float64, args.device)
         calc = PhiSNetCalculator(model, device=args.device)
         xtb = TBLite(method="GFN2-xTB", verbosity=0)

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: set up .venv, then run the data pipeline on water and
-# evaluate the shipped model on the shared water test split. Outputs go to outputs/quickstart/.
-# (Once the ASE calculator lands, this becomes an MD run with the shipped model and its pictures.)
+# The main job on a fresh machine: set up .venv, then with the shipped water model
+#   1. evaluate it on the shared water test split (matrix, orbital, energy and force metrics),
+#   2. run NVE molecular dynamics (0.5 ps at 0.25 fs) with its energy/temperature/gap figure,
+#   3. optimize a distorted water with the model and with PySCF and compare the minima,
+#   4. compare harmonic frequencies with PySCF's analytic Hessian and draw both IR spectra.
+# Outputs go to outputs/quickstart/; rerunning continues the MD from its last frame.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/setup
@@ -10,17 +13,17 @@ OUT=outputs/quickstart
 SHARED=../shared/data
 mkdir -p "$OUT"
 
-echo "== 1. sample 4 water geometries with GFN2-xTB Langevin MD (500 K)"
-[ -f "$OUT/water_md.xyz" ] || phisnet data sample water -o "$OUT/water_md.xyz" --n-frames 4 --equilibration-ps 0.2 --seed 1
+echo "== 1. evaluate the shipped model on the recorded test split"
+phisnet evaluate water-pbe-def2svp "$SHARED/water_pbe_def2svp_500K.h5" --split test \
+    --json "$OUT/water_test_metrics.json" --markdown "$OUT/water_test_metrics.md" --no-progress
 
-echo "== 2. label them with PySCF PBE/def2-SVP (rerunning resumes)"
-phisnet data label "$OUT/water_md.xyz" "$OUT/water_labelled" --workers 2
-phisnet data info "$OUT/water_labelled"
+echo "== 2. NVE molecular dynamics, 2000 steps of 0.25 fs"
+phisnet md -o "$OUT/md_nve" --steps 2000 --timestep 0.25 --temperature 300
 
-echo "== 3. import the shared water reference set (read in place) and summarise it"
-[ -d "$OUT/water_ref" ] || phisnet data import "$SHARED/water_pbe_def2svp_500K.h5" "$OUT/water_ref"
-phisnet data info "$OUT/water_ref"
+echo "== 3. geometry optimization, model vs PySCF PBE/def2-SVP"
+phisnet optimize -o "$OUT/optimize"
 
-echo "== 4. evaluate the shipped model on the recorded test split"
-phisnet evaluate water-pbe-def2svp "$OUT/water_ref" --split test --json "$OUT/water_test_metrics.json" --markdown "$OUT/water_test_metrics.md"
-echo "outputs in $OUT/"
+echo "== 4. vibrations and IR spectrum, model vs PySCF"
+phisnet vibrations -o "$OUT/vibrations"
+
+echo "figures: $OUT/md_nve/md_energies.png $OUT/vibrations/ir_spectrum.png"
