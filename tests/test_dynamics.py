@@ -24,3 +24,18 @@ def test_md_writes_its_record_and_continues_from_the_last_frame(tmp_path):
     assert np.allclose(frames[4].positions, last.positions) and np.allclose(frames[4].get_velocities(), last.get_velocities())
     assert np.allclose(log["etot_eV"], log["epot_eV"] + log["ekin_eV"], atol=1e-6)
     assert (tmp_path / "md_energies.png").stat().st_size > 10_000
+
+
+def test_md_cli_reports_bad_input(tmp_path):
+    import subprocess
+    import sys
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "ase_phisnet.cli.main", *map(str, args)], capture_output=True, text=True)
+
+    out = cli("md", tmp_path / "missing.xyz", "-o", tmp_path / "md")
+    assert out.returncode == 2 and "missing.xyz does not exist" in out.stderr
+    out = cli("md", "-o", tmp_path / "md", "--steps", "0")
+    assert out.returncode == 2 and "steps and interval must be positive" in out.stderr
+    out = cli("optimize", tmp_path / "missing.xyz", "-o", tmp_path / "opt")
+    assert out.returncode == 2 and "does not exist" in out.stderr

@@ -54,4 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run through the package module, so that UserError is the class the commands raise
+    from ase_phisnet.cli.main import main as package_main
+
+    sys.exit(package_main())
