@@ -90,7 +90,7 @@ def main():
             t_dft.append(timed(step_dft, 1))
             t_xtb.append(timed(step_xtb, 5))
         ml, ref, xt = (1e3 * float(np.mean(t)) for t in (t_ml, t_dft, t_xtb))
-        print(f"| {name} | {ml:.1f} | {ref:.0f} | {xt:.1f} | {ref / ml:.0f}x | {xt / ml:.2f}x |")
+        print(f"| {name} | {ml:.1f} | {ref:.0f} | {xt:.2f} | {ref / ml:.0f}x | {xt / ml:.3g}x |")
 
 
 if __name__ == "__main__":

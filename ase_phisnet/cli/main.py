@@ -14,7 +14,7 @@ import sys
 from .. import __version__
 
 #: Command modules, in the order ``phisnet --help`` lists them.
-COMMAND_MODULES = ["data", "train", "evaluate", "md", "optimize", "vibrations", "plot"]
+COMMAND_MODULES = ["data", "train", "evaluate", "md", "optimize", "vibrations", "plot", "density"]
 
 
 class UserError(Exception):

@@ -85,3 +85,14 @@ def read_cube(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         axes.append([float(v) for v in vec])
     values = np.array(" ".join(lines[6 + n_atoms :]).split(), dtype=float)
     return values.reshape(shape), np.array(origin, dtype=float), np.array(axes)
+
+
+def write_aux_density_cube(auxmol, coeff: np.ndarray, path, resolution: float = 0.2, margin: float = 3.0) -> str:
+    """Write rho(r) = sum_Q c_Q chi_Q(r) of an auxiliary-basis density as a cube file; returns the path."""
+    from pyscf.dft import numint
+    from pyscf.tools import cubegen
+
+    cube = cubegen.Cube(auxmol, resolution=resolution, margin=margin)
+    values = numint.eval_ao(auxmol, cube.get_coords()) @ np.asarray(coeff)
+    cube.write(values.reshape(cube.nx, cube.ny, cube.nz), str(path), comment="electron density from auxiliary-basis coefficients")
+    return str(path)

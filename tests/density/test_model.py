@@ -1,0 +1,72 @@
+"""The atom-centred density model: exact symmetry, the electron count, model files, training."""
+
+import numpy as np
+import pytest
+import torch
+
+import ase_phisnet
+from ase_phisnet.basis import random_rotation
+from ase_phisnet.density.fitting import aux_norms, make_auxmol
+from ase_phisnet.density.model import DensityModel, load_density_model, save_density_model
+from ase_phisnet.model.io import ModelFileError
+from ase_phisnet.molecule import build_mol
+
+WATER = np.array([[0.0, 0.0, 0.12], [0.0, 0.76, -0.47], [0.0, -0.76, -0.47]])
+
+
+@pytest.fixture(scope="module")
+def density_model():
+    torch.manual_seed(0)
+    with torch.random.fork_rng():
+        torch.set_default_dtype(torch.float64)
+        model = DensityModel(ase_phisnet.load_model("water-pbe-def2svp")).double()
+        torch.set_default_dtype(torch.float32)
+    return model
+
+
+def test_prediction_rotates_with_the_molecule(density_model):
+    c = density_model.predict([8, 1, 1], WATER)
+    for seed in range(3):
+        R = random_rotation(seed)
+        D = density_model.aux.wigner_d(R, [8, 1, 1])
+        rotated = density_model.predict([8, 1, 1], WATER @ R.T + np.array([0.3, -1.0, 2.0]))
+        assert np.abs(rotated - D @ c).max() < 1e-8 * np.abs(c).max()
+
+
+def test_prediction_holds_the_electron_count(density_model):
+    aux = make_auxmol(build_mol([8, 1, 1], WATER))
+    assert aux_norms(aux) @ density_model.predict([8, 1, 1], WATER) == pytest.approx(10.0, abs=1e-10)
+    assert aux_norms(aux) @ density_model.predict([8, 1, 1], WATER, charge=1) == pytest.approx(9.0, abs=1e-10)
+    # identical hydrogens get each other's coefficients when swapped
+    swapped = density_model.predict([8, 1, 1], WATER[[0, 2, 1]])
+    c = density_model.predict([8, 1, 1], WATER)
+    n_o, n_h = density_model.aux.n_ao_element(8), density_model.aux.n_ao_element(1)
+    assert np.allclose(swapped[n_o : n_o + n_h], c[n_o + n_h :], atol=1e-10)
+
+
+def test_model_files_round_trip_and_refuse_damage(density_model, tmp_path):
+    save_density_model(density_model, tmp_path / "m", {"note": "test"})
+    again = load_density_model(tmp_path / "m")
+    assert np.allclose(again.predict([8, 1, 1], WATER), density_model.predict([8, 1, 1], WATER), atol=1e-12)
+    assert again.metadata == {"note": "test"}
+    weights = tmp_path / "m" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(ModelFileError, match="checksum"):
+        load_density_model(tmp_path / "m")
+    with pytest.raises(ModelFileError, match="not a density model folder"):
+        load_density_model(tmp_path / "nothing")
+
+
+def test_a_short_training_run_lowers_the_metric_loss(tmp_path):
+    from ase_phisnet.density.training import DensityTrainingConfig, train_density
+    from tests.conftest import WATER_H5
+
+    config = DensityTrainingConfig(
+        name="t", dataset=str(WATER_H5), steps=60, batch_size=8, lr=1e-2, val_every=30,
+        max_train_frames=16, max_val_frames=8, output=str(tmp_path / "run"),
+    )
+    best = train_density(config, progress=False)
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[1:]
+    losses = [float(r.split(",")[4]) for r in rows]
+    assert len(losses) == 2 and losses[1] < losses[0]
+    assert load_density_model(best).metadata["training"]["step"] == 60
