@@ -49,15 +49,15 @@ class BasisError(ValueError):
     """A basis set that is unknown or lacks an element."""
 
 
-def element_shells(basis: str, Z: int) -> tuple[int, ...]:
+def element_shells(basis: str | dict, Z: int) -> tuple[int, ...]:
     """Angular momenta of the AO shells of element ``Z`` in PySCF's order.
 
     Each contraction of a generally contracted PySCF shell counts as one shell.
 
     Parameters
     ----------
-    basis : str
-        Any basis name PySCF knows (``"def2-svp"``, ``"sto-3g"``, ...).
+    basis : str or dict
+        Any basis name PySCF knows (``"def2-svp"``, ``"sto-3g"``, ...), or a PySCF basis dict.
     Z : int
         Atomic number.
 
@@ -96,8 +96,8 @@ class AOBasis:
 
     Parameters
     ----------
-    basis : str
-        PySCF basis name; spherical functions are assumed throughout.
+    basis : str or dict
+        PySCF basis name (or a PySCF basis dict); spherical functions are assumed throughout.
     elements : iterable of int
         Atomic numbers the basis must cover.
 
@@ -110,8 +110,10 @@ class AOBasis:
         ``l`` of each shell of each element, PySCF's shell order.
     """
 
-    def __init__(self, basis: str = "def2-svp", elements: Iterable[int] = (1, 8)):
-        self.basis = str(basis)
+    def __init__(self, basis: str | dict = "def2-svp", elements: Iterable[int] = (1, 8)):
+        # a PySCF basis name, or a PySCF basis dict {symbol: shells} (e.g. a generated
+        # even-tempered auxiliary basis)
+        self.basis = dict(basis) if isinstance(basis, dict) else str(basis)
         self.elements = tuple(sorted({int(z) for z in elements}))
         if not self.elements:
             raise BasisError("AOBasis needs at least one element")
@@ -119,7 +121,8 @@ class AOBasis:
 
     def __repr__(self) -> str:
         symbols = ",".join(chemical_symbols[z] for z in self.elements)
-        return f"AOBasis({self.basis!r}, elements=[{symbols}])"
+        name = self.basis if isinstance(self.basis, str) else "<basis dict>"
+        return f"AOBasis({name!r}, elements=[{symbols}])"
 
     # ------------------------------------------------------------------ sizes and slices
     @cached_property

@@ -6,7 +6,8 @@ n_Q = integral chi_Q dr. With J_QR = (Q|R) and b_Q = sum P_mu,nu (mu nu|Q) the L
 
     c = J^-1 (b - lambda n),   lambda = (n^T J^-1 b - N) / (n^T J^-1 n).
 
-Atomic units throughout; ``def2-universal-jfit`` is the default auxiliary basis.
+Atomic units throughout; ``def2-universal-jfit`` is the default auxiliary basis, and
+``"etb:BETA"`` names PySCF's even-tempered basis (larger, for fits below 1 % in eps_rho).
 
 Examples
 --------
@@ -28,12 +29,41 @@ import scipy.linalg
 _S_ANGULAR = 0.5 / np.sqrt(np.pi)
 
 
-def make_auxmol(mol, auxbasis: str = "def2-universal-jfit"):
-    """The auxiliary-basis molecule of ``mol`` (same atoms), with a clear error for a bad basis."""
-    from pyscf import df
+def resolve_auxbasis(auxbasis: str, orbital_basis: str, elements) -> str | dict:
+    """A PySCF basis (name or dict) for an auxiliary-basis spec.
+
+    ``"etb:BETA"`` is PySCF's even-tempered basis generated from the orbital basis
+    (``pyscf.df.aug_etb`` with progression ``BETA``; smaller BETA, more functions, better fit);
+    any other string is a PySCF basis name (``"def2-universal-jfit"``).
+    """
+    if not str(auxbasis).startswith("etb:"):
+        return auxbasis
+    from ase.data import chemical_symbols
+    from pyscf import df, gto
 
     try:
-        return df.addons.make_auxmol(mol, auxbasis)
+        beta = float(str(auxbasis)[4:])
+    except ValueError:
+        raise ValueError(f"auxiliary basis {auxbasis!r}: 'etb:' must be followed by the progression factor, e.g. etb:1.6") from None
+    if not beta > 1.0:
+        raise ValueError(f"auxiliary basis {auxbasis!r}: the even-tempered progression must be > 1")
+    basis = {}
+    for z in sorted({int(z) for z in elements}):
+        atom = gto.M(atom=[[chemical_symbols[z], (0.0, 0.0, 0.0)]], basis=orbital_basis, spin=z % 2, verbose=0)
+        basis.update(df.aug_etb(atom, beta=beta))
+    return basis
+
+
+def make_auxmol(mol, auxbasis: str = "def2-universal-jfit"):
+    """The auxiliary-basis molecule of ``mol`` (same atoms), with a clear error for a bad basis.
+
+    ``auxbasis`` is a PySCF basis name or ``"etb:BETA"`` (see :func:`resolve_auxbasis`).
+    """
+    from pyscf import df
+
+    elements = [int(z) for z in mol.atom_charges()]
+    try:
+        return df.addons.make_auxmol(mol, resolve_auxbasis(auxbasis, mol.basis, elements))
     except (KeyError, RuntimeError, ValueError) as err:
         raise ValueError(f"auxiliary basis {auxbasis!r} is not available for {sorted(set(mol.elements))}: {err}") from None
 

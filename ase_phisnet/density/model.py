@@ -50,22 +50,24 @@ class DensityModel(nn.Module):
     backbone : PhiSNet
         A (trained) Hamiltonian model; its atom features feed the head.
     auxbasis : str
-        PySCF name of the auxiliary basis (``"def2-universal-jfit"``).
+        PySCF name of the auxiliary basis (``"def2-universal-jfit"``) or ``"etb:BETA"``.
     """
 
     def __init__(self, backbone, auxbasis: str = "def2-universal-jfit"):
         super().__init__()
         self.backbone = backbone
         self.auxbasis = str(auxbasis)
-        self.aux = AOBasis(self.auxbasis, backbone.config.elements)
+        from .fitting import resolve_auxbasis
+
+        self.aux = AOBasis(resolve_auxbasis(self.auxbasis, backbone.config.basis, backbone.config.elements), backbone.config.elements)
         self.heads = nn.ModuleDict({str(z): o3.Linear(backbone.irreps, so3_shell_irreps(self.aux, z)) for z in self.aux.elements})
         # integral of each auxiliary function (irreps order; nonzero for s functions only)
         from ..molecule import build_mol
-        from .fitting import aux_norms
+        from .fitting import aux_norms, make_auxmol
 
         for z in self.aux.elements:
-            mol = build_mol([z], [[0.0, 0.0, 0.0]], self.auxbasis, charge=0, multiplicity=1 + (z % 2))
-            n = aux_norms(mol)[self.aux.element_perm(z)]
+            atom = build_mol([z], [[0.0, 0.0, 0.0]], backbone.config.basis, charge=0, multiplicity=1 + (z % 2))
+            n = aux_norms(make_auxmol(atom, self.auxbasis))[self.aux.element_perm(z)]
             self.register_buffer(f"norms_{z}", torch.as_tensor(n, dtype=torch.get_default_dtype()), persistent=False)
 
     @property
