@@ -19,7 +19,8 @@ Configuration (YAML)::
     lr: 1.0e-2
     output: runs/water-density-jfit
 
-``max_train_frames`` / ``max_val_frames`` use only the first frames of a split (quick runs).
+``max_train_frames`` / ``max_val_frames`` use only the first frames of a split (quick runs);
+``init_from`` starts the heads from a trained density model with the same auxiliary basis.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class DensityTrainingConfig:
     plateau_patience: int = 5
     max_train_frames: int | None = None
     max_val_frames: int | None = None
+    init_from: str | None = None
     seed: int = 0
     output: str = "runs/density"
 
@@ -136,6 +138,13 @@ def train_density(config: DensityTrainingConfig, progress: bool = True, device: 
 
     backbone = load_model(config.backbone, dtype=torch.float64)
     model = DensityModel(backbone, config.auxbasis).double()
+    if config.init_from:
+        from .model import load_density_model
+
+        start = load_density_model(config.init_from)
+        if start.auxbasis != model.auxbasis:
+            raise ValueError(f"init_from {config.init_from} uses auxiliary basis {start.auxbasis!r}, this run {model.auxbasis!r}")
+        model.heads.load_state_dict(start.heads.state_dict())
     for p in model.backbone.parameters():
         p.requires_grad_(False)
     frames, meta = load_frames(config.dataset)
