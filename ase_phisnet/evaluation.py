@@ -112,6 +112,7 @@ def energy_force_metrics(model, frames: list[dict], batch_size: int = 32, progre
         "energy_mae_meV": float(np.abs(e_err).mean() * HARTREE * 1e3),
         "forces_mae_meV_per_A": float(np.abs(f_err).mean() * HARTREE_PER_BOHR * 1e3),
         "energy_max_abs_meV": float(np.abs(e_err).max() * HARTREE * 1e3),
+        "energy_mean_error_meV": float(e_err.mean() * HARTREE * 1e3),
     }
 
 
