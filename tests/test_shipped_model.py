@@ -23,6 +23,8 @@ def test_shipped_water_model_loads_by_name():
     assert meta["reference"]["xc"] == "pbe" and meta["reference"]["basis"] == "def2-svp"
     assert len(meta["splits"]["train"]) == 500 and len(meta["splits"]["val"]) == 500
     assert not set(meta["splits"]["train"]) & set(meta["splits"]["test"])
+    assert model.config.heads == ["fock", "hcore"] and model.config.core_baseline  # energies and forces
+    assert meta["training_range"]["pair_distance_A"]["1-8"][0] < 0.9
     F = model.predict([8, 1, 1], [[0, 0, 0.12], [0, 0.76, -0.47], [0, -0.76, -0.47]])["fock"]
     assert F.shape == (24, 24) and np.allclose(F, F.T)
 
@@ -37,8 +39,9 @@ def test_evaluate_reproduces_the_recorded_test_metrics(tmp_path):
     assert out.returncode == 0, out.stderr
     got = json.loads((tmp_path / "m.json").read_text())
     assert got["n_frames"] == recorded["n_frames"] == 1500
-    for key in ("h_mae_uEh", "eps_mae_uEh", "psi_percent"):
+    for key in ("h_mae_uEh", "eps_mae_uEh", "psi_percent", "energy_mae_meV", "forces_mae_meV_per_A"):
         assert got[key] == pytest.approx(recorded[key], rel=1e-6), key
     # the README quotes these figures
     text = README.read_text()
-    assert f"{recorded['h_mae_uEh']:.2f}" in text and f"{recorded['eps_mae_uEh']:.2f}" in text
+    for key in ("h_mae_uEh", "eps_mae_uEh", "energy_mae_meV", "forces_mae_meV_per_A"):
+        assert f"{recorded[key]:.2f}" in text, key

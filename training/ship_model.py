@@ -25,6 +25,7 @@ def main():
     p.add_argument("model", help="trained model folder (e.g. runs/NAME/best)")
     p.add_argument("name", help="name to ship it under")
     p.add_argument("--dataset", required=True, help="the dataset it was trained on")
+    p.add_argument("--stages", help="JSON list of the training stages that led to it (config, steps, wall time), recorded as metadata.training.stages")
     args = p.parse_args()
 
     model = load_model(args.model)
@@ -36,6 +37,10 @@ def main():
     metadata = dict(model.metadata)
     metadata["test_metrics"] = {k: v for k, v in result.items() if k != "per_frame_h_mae_uEh"}
     metadata["test_metrics"]["dataset"] = Path(args.dataset).name
+    if args.stages:
+        import json
+
+        metadata["training"] = {**metadata.get("training", {}), "stages": json.loads(Path(args.stages).read_text())}
     if "training_range" not in metadata:  # models exported before the record existed
         train = select_split(model, frames, "train")
         metadata["training_range"] = {"pair_distance_A": pair_distance_range([f["numbers"] for f in train], [f["positions"] for f in train])}
