@@ -70,3 +70,34 @@ def test_a_short_training_run_lowers_the_metric_loss(tmp_path):
     losses = [float(r.split(",")[4]) for r in rows]
     assert len(losses) == 2 and losses[1] < losses[0]
     assert load_density_model(best).metadata["training"]["step"] == 60
+
+
+def test_cli_evaluates_both_routes_and_writes_a_cube(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from ase.build import molecule
+    from ase.io import write
+
+    from ase_phisnet.density.training import DensityTrainingConfig, train_density
+    from ase_phisnet.electronic.grid import read_cube
+    from tests.conftest import WATER_H5
+
+    config = DensityTrainingConfig(name="t", dataset=str(WATER_H5), steps=20, batch_size=8, val_every=20, max_train_frames=8, max_val_frames=4, output=str(tmp_path / "run"))
+    best = train_density(config, progress=False)
+    cli = [sys.executable, "-m", "ase_phisnet.cli.main", "density"]
+    out = subprocess.run(cli + ["evaluate", str(best), str(WATER_H5), "--frames", "2", "--json", str(tmp_path / "d.json"), "--no-progress"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "d.json").read_text())
+    assert result["n_frames"] == 2 and "route 2: atom-centred model" in out.stdout
+    assert result["wavefunction_eps_rho_percent"] < 0.5  # the shipped model's density
+    assert 1.0 < result["density_fit_eps_rho_percent"] < 2.5  # def2-universal-jfit's own floor
+    assert result["fit_kohn_sham_mae_meV_per_atom"] < 0.1
+    write(tmp_path / "w.xyz", molecule("H2O"))
+    out = subprocess.run(cli + ["cube", str(best), str(tmp_path / "w.xyz"), "-o", str(tmp_path / "rho.cube")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    values, _, _ = read_cube(tmp_path / "rho.cube")
+    assert values.ndim == 3 and np.isfinite(values).all()
+    bad = subprocess.run(cli + ["cube", str(best), str(tmp_path / "missing.xyz"), "-o", str(tmp_path / "x.cube")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "does not exist" in bad.stderr
