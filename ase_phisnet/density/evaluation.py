@@ -11,18 +11,12 @@ converged SCF energy (meV/atom).
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 from tqdm.auto import tqdm
 
+from ..electronic.properties import closed_shell_rdm1
 from ..molecule import build_mol, check_charge_multiplicity
 from .fitting import fit_density
 from .metrics import density_error_percent, dft_grid
-
-
-def reference_density_matrix(fock: np.ndarray, overlap: np.ndarray, n_occ: int) -> np.ndarray:
-    """Closed-shell P = 2 C_occ C_occ^T of a converged Fock matrix (the SCF density)."""
-    _, C = scipy.linalg.eigh(fock, overlap)
-    return 2.0 * C[:, :n_occ] @ C[:, :n_occ].T
 
 
 def density_errors(model, frames: list[dict], density_model=None, auxbasis: str | None = None, one_step: bool = True, xc: str = "pbe", grids_level: int = 3, charge: int = 0, progress: bool = True) -> dict:
@@ -63,11 +57,11 @@ def density_errors(model, frames: list[dict], density_model=None, auxbasis: str 
         n_occ = check_charge_multiplicity(numbers, charge, 1) // 2
         mol = build_mol(numbers, positions, basis, charge)
         grids = dft_grid(mol, grids_level)
-        P_ref = reference_density_matrix(frame["fock"], frame["overlap"], n_occ)
+        P_ref = closed_shell_rdm1(frame["fock"], frame["overlap"], n_occ)
         ao = numint.eval_ao(mol, grids.coords)
         rho_ref = numint.eval_rho(mol, ao, P_ref)
         if model is not None:
-            P_model = reference_density_matrix(model.predict(numbers, positions)["fock"], frame["overlap"], n_occ)
+            P_model = closed_shell_rdm1(model.predict(numbers, positions)["fock"], frame["overlap"], n_occ)
             add("wavefunction_eps_rho_percent", density_error_percent(mol, numint.eval_rho(mol, ao, P_model), rho_ref, grids))
         if not auxbasis:
             continue

@@ -76,11 +76,11 @@ class DensityTrainingConfig:
 
 def reference_coefficients(frame: dict, basis: str, auxbasis: str, charge: int = 0) -> dict:
     """Fitted coefficients, auxiliary overlap and electron count of one frame (PySCF aux order)."""
-    from .evaluation import reference_density_matrix
+    from ..electronic.properties import closed_shell_rdm1
 
     n_occ = check_charge_multiplicity(frame["numbers"], charge, 1) // 2
     mol = build_mol(frame["numbers"], frame["positions"], basis, charge)
-    fit = fit_density(mol, reference_density_matrix(frame["fock"], frame["overlap"], n_occ), auxbasis)
+    fit = fit_density(mol, closed_shell_rdm1(frame["fock"], frame["overlap"], n_occ), auxbasis)
     return {"coeff": fit.coeff, "aux_overlap": fit.auxmol.intor_symmetric("int1e_ovlp"), "n_electrons": 2.0 * n_occ}
 
 

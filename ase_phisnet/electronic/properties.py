@@ -17,6 +17,15 @@ from __future__ import annotations
 import numpy as np
 
 
+def closed_shell_rdm1(fock: np.ndarray, overlap: np.ndarray, n_occ: int) -> np.ndarray:
+    """``P = 2 C_occ C_occ^T`` of ``F C = S C eps`` (NumPy; the torch version with a
+    degeneracy-safe backward is :func:`~ase_phisnet.electronic.closed_shell_density`)."""
+    import scipy.linalg
+
+    _, C = scipy.linalg.eigh(fock, overlap)
+    return 2.0 * C[:, :n_occ] @ C[:, :n_occ].T
+
+
 def dipole_moment(mol, P: np.ndarray) -> np.ndarray:
     """``mu = sum_A Z_A R_A - tr(P r)`` in e·Bohr (origin at 0; neutral molecules need none)."""
     with mol.with_common_orig((0.0, 0.0, 0.0)):

@@ -17,10 +17,10 @@ the H~core head's starting point and regulariser: the stored ``hcore`` plus the 
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 import torch
 
 from ..electronic import ExactCoreHamiltonian, ExactOverlap, nuclear_repulsion, phisnet_energy
+from ..electronic.properties import closed_shell_rdm1
 from ..molecule import build_mol
 from ..units import BOHR
 
@@ -39,9 +39,7 @@ def effective_core_target(frame: dict, charge: int = 0) -> np.ndarray:
     numbers = np.asarray(frame["numbers"])
     F, h, S = (np.asarray(frame[k], dtype=np.float64) for k in ("fock", "hcore", "overlap"))
     n_elec = int(numbers.sum()) - int(charge)
-    _, C = scipy.linalg.eigh(F, S)
-    C_occ = C[:, : n_elec // 2]
-    P = 2.0 * C_occ @ C_occ.T
+    P = closed_shell_rdm1(F, S, n_elec // 2)
     R = torch.as_tensor(np.asarray(frame["positions"], dtype=np.float64) / BOHR)
     E_nn = float(nuclear_repulsion(torch.tensor(numbers), R))
     residual = float(frame["energy"]) - E_nn - 0.5 * float(np.sum(P * (F + h)))
