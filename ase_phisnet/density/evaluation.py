@@ -62,7 +62,7 @@ def density_errors(model, frames: list[dict], density_model=None, auxbasis: str 
         rho_ref = numint.eval_rho(mol, ao, P_ref)
         if model is not None:
             P_model = closed_shell_rdm1(model.predict(numbers, positions)["fock"], frame["overlap"], n_occ)
-            add("wavefunction_eps_rho_percent", density_error_percent(mol, numint.eval_rho(mol, ao, P_model), rho_ref, grids))
+            add("wavefunction_eps_rho_percent", density_error_percent(numint.eval_rho(mol, ao, P_model), rho_ref, grids))
         if not auxbasis:
             continue
         fit = fit_density(mol, P_ref, auxbasis)
@@ -72,9 +72,9 @@ def density_errors(model, frames: list[dict], density_model=None, auxbasis: str 
             routes["model"] = density_model.predict(numbers, positions, charge)
         for route, coeff in routes.items():
             name = "density_fit" if route == "fit" else "density_model"
-            add(f"{name}_eps_rho_percent", density_error_percent(mol, aux_ao @ coeff, rho_ref, grids))
+            add(f"{name}_eps_rho_percent", density_error_percent(aux_ao @ coeff, rho_ref, grids))
             if one_step and "energy" in frame:
-                result = one_step_energies(mol, fit.auxmol, coeff, xc=xc, grids_level=grids_level)
+                result = one_step_energies(mol, fit.auxmol, coeff, xc=xc, eri3c=fit.eri3c, metric=fit.metric, grids=grids)
                 per_atom = HARTREE * 1e3 / len(numbers)
                 add(f"{route}_harris_foulkes_error_meV_per_atom", (result.harris_foulkes - float(frame["energy"])) * per_atom)
                 add(f"{route}_kohn_sham_error_meV_per_atom", (result.kohn_sham - float(frame["energy"])) * per_atom)

@@ -21,6 +21,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.linalg
@@ -82,26 +83,44 @@ def aux_norms(auxmol) -> np.ndarray:
 
 @dataclass
 class DensityFit:
-    """Fitted auxiliary coefficients and what their use needs.
+    """Fitted auxiliary coefficients and the integrals that made them (reused by the one-step
+    Kohn-Sham energies, :func:`~ase_phisnet.density.kohn_sham.one_step_energies`).
 
     Attributes
     ----------
+    mol : pyscf.gto.Mole, the molecule in the orbital basis
+    density_matrix : ndarray (n_ao, n_ao), the fitted P
     auxmol : pyscf.gto.Mole, the auxiliary basis on the atoms
     coeff : ndarray (n_aux,), c_Q
     metric : ndarray (n_aux, n_aux), Coulomb metric J_QR = (Q|R), Hartree
+    eri3c : ndarray (n_ao, n_ao, n_aux), (mu nu|Q), Hartree
     norms : ndarray (n_aux,), n_Q
-    coulomb_error : float, (rho - rho~ | rho - rho~) in Hartree (the fit's Coulomb error)
     """
 
+    mol: object
+    density_matrix: np.ndarray
     auxmol: object
     coeff: np.ndarray
     metric: np.ndarray
+    eri3c: np.ndarray
     norms: np.ndarray
-    coulomb_error: float
 
     @property
     def n_electrons(self) -> float:
         return float(self.norms @ self.coeff)
+
+    @cached_property
+    def coulomb_error(self) -> float:
+        """(rho - rho~ | rho - rho~) in Hartree: the Coulomb energy of the fitting error.
+
+        Computed on first use, since (rho|rho) needs the four-centre integrals.
+        """
+        from pyscf import scf
+
+        P, c = self.density_matrix, self.coeff
+        rho_rho = float(np.einsum("ij,ji->", scf.hf.get_jk(self.mol, P, with_k=False)[0], P))
+        b = np.einsum("ijq,ji->q", self.eri3c, P)
+        return rho_rho - 2 * float(c @ b) + float(c @ self.metric @ c)
 
 
 def three_center(mol, auxmol) -> np.ndarray:
@@ -129,12 +148,10 @@ def fit_density(mol, density_matrix: np.ndarray, auxbasis: str = "def2-universal
     auxmol = make_auxmol(mol, auxbasis)
     N = float(np.einsum("ij,ji->", P, mol.intor_symmetric("int1e_ovlp"))) if n_electrons is None else float(n_electrons)
     J = auxmol.intor("int2c2e")
-    b = np.einsum("ijq,ji->q", three_center(mol, auxmol), P)
+    eri3c = three_center(mol, auxmol)
+    b = np.einsum("ijq,ji->q", eri3c, P)
     n = aux_norms(auxmol)
     factor = scipy.linalg.cho_factor(J)
     Jb, Jn = scipy.linalg.cho_solve(factor, b), scipy.linalg.cho_solve(factor, n)
     lam = (n @ Jb - N) / (n @ Jn)
-    c = Jb - lam * Jn
-    # (rho|rho) - 2 c.b + c J c: the Coulomb energy of the fitting error
-    rho_rho = float(np.einsum("ij,ijkl,kl->", P, mol.intor("int2e", aosym="s1"), P)) if mol.nao <= 60 else np.nan
-    return DensityFit(auxmol, c, J, n, rho_rho - 2 * float(c @ b) + float(c @ J @ c))
+    return DensityFit(mol, P, auxmol, Jb - lam * Jn, J, eri3c, n)

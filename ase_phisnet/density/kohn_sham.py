@@ -62,7 +62,7 @@ def _xc_matrix(mol, grids, vxc, xctype) -> np.ndarray:
     return V + V.T
 
 
-def one_step_energies(mol, auxmol, coeff: np.ndarray, xc: str = "pbe", grids_level: int = 3) -> OneStepResult:
+def one_step_energies(mol, auxmol, coeff: np.ndarray, xc: str = "pbe", grids_level: int = 3, eri3c=None, metric=None, grids=None) -> OneStepResult:
     """Harris-Foulkes energy at rho~ and KS energy after one diagonalization (Hartree).
 
     Parameters
@@ -73,23 +73,35 @@ def one_step_energies(mol, auxmol, coeff: np.ndarray, xc: str = "pbe", grids_lev
         The same atoms in the auxiliary basis of ``coeff``.
     coeff : ndarray (n_aux,)
         rho~ coefficients, PySCF's auxiliary AO order.
+    eri3c, metric : ndarray, optional
+        (mu nu|Q) and (Q|R) if already at hand (a :class:`DensityFit` holds them); computed
+        otherwise.
+    grids : pyscf.dft.gen_grid.Grids, optional
+        A built DFT grid of ``mol``; by default one of ``grids_level`` is built.
     """
     from pyscf import dft
 
     from .fitting import three_center
 
     mf = dft.RKS(mol, xc=xc)
-    mf.grids.level = grids_level
-    mf.grids.build()
+    if grids is None:
+        mf.grids.level = grids_level
+        mf.grids.build()
+    else:
+        mf.grids = grids
     grids, ni = mf.grids, mf._numint
     coeff = np.asarray(coeff, dtype=float)
+    eri3c = three_center(mol, auxmol) if eri3c is None else eri3c
+    metric = auxmol.intor("int2c2e") if metric is None else metric
 
-    J = np.einsum("ijq,q->ij", three_center(mol, auxmol), coeff)
-    hartree = 0.5 * float(coeff @ auxmol.intor("int2c2e") @ coeff)
+    J = np.einsum("ijq,q->ij", eri3c, coeff)
+    hartree = 0.5 * float(coeff @ metric @ coeff)
     rho, exc, vxc, xctype = _xc_on_grid(ni, xc, auxmol, coeff, grids)
-    density = rho if xctype == "LDA" else rho[0]
-    e_xc = float(grids.weights @ (exc * density))
-    v_xc_rho = float(grids.weights @ (vxc * rho).reshape(-1, len(grids.weights)).sum(axis=0)) if xctype != "LDA" else float(grids.weights @ (vxc.reshape(-1) * rho))
+    n_points = len(grids.weights)
+    # rho (LDA) or (rho, grad rho) (GGA) against libxc's v_rho or (v_rho, 2 v_sigma grad rho)
+    rho_parts, v_parts = rho.reshape(-1, n_points), vxc.reshape(-1, n_points)
+    e_xc = float(grids.weights @ (exc * rho_parts[0]))
+    v_xc_rho = float(grids.weights @ (v_parts * rho_parts).sum(axis=0))
     V_xc = _xc_matrix(mol, grids, vxc, xctype)
 
     h = mf.get_hcore()

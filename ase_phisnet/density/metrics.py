@@ -23,7 +23,7 @@ def dft_grid(mol, level: int = 3):
     return grids
 
 
-def density_error_percent(mol, rho_model: np.ndarray, rho_reference: np.ndarray, grids) -> float:
+def density_error_percent(rho_model: np.ndarray, rho_reference: np.ndarray, grids) -> float:
     """eps_rho (%) from two densities on ``grids.coords``; the electron count from the reference."""
     n_electrons = float(grids.weights @ rho_reference)
     return 100.0 * float(grids.weights @ np.abs(rho_model - rho_reference)) / n_electrons
@@ -32,7 +32,7 @@ def density_error_percent(mol, rho_model: np.ndarray, rho_reference: np.ndarray,
 def density_matrix_error_percent(mol, P_model: np.ndarray, P_reference: np.ndarray, grids=None) -> float:
     """eps_rho (%) of the density of ``P_model`` against that of ``P_reference`` (route 1)."""
     grids = dft_grid(mol) if grids is None else grids
-    return density_error_percent(mol, density_on_points(mol, P_model, grids.coords), density_on_points(mol, P_reference, grids.coords), grids)
+    return density_error_percent(density_on_points(mol, P_model, grids.coords), density_on_points(mol, P_reference, grids.coords), grids)
 
 
 def metric_loss(coeff: np.ndarray, coeff_reference: np.ndarray, aux_overlap: np.ndarray) -> float:
