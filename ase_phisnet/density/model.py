@@ -14,8 +14,6 @@ Files: ``model.safetensors`` (backbone and head) + ``config.json`` (format
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +21,9 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from .. import __version__
 from ..basis import AOBasis, default_dtype
-from ..data.store import atomic_write_bytes
 from ..model.config import PhiSNetConfig
-from ..model.io import ModelFileError, build_model
+from ..model.io import CONFIG, WEIGHTS, ModelFileError, build_model, read_config, read_weights, write_model_folder
 from ..units import BOHR
 
 FORMAT = "ase_phisnet.density_model/1"
@@ -101,49 +97,23 @@ class DensityModel(nn.Module):
 
 def save_density_model(model: DensityModel, directory, metadata: dict | None = None, state_dict: dict | None = None) -> Path:
     """Write ``model.safetensors`` + ``config.json`` (weights first, each atomically)."""
-    from safetensors.torch import save
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in (state_dict or model.state_dict()).items()}
-    weights = save(tensors, metadata={"format": FORMAT})
-    atomic_write_bytes(directory / "model.safetensors", lambda fh: fh.write(weights))
-    config = {
-        "format": FORMAT,
-        "package_version": __version__,
-        "backbone": model.backbone.config.to_dict(),
-        "auxbasis": model.auxbasis,
-        "weights_sha256": hashlib.sha256(weights).hexdigest(),
-        "units": "positions Bohr inside (Å at the boundary); coefficients of chi_Q in PySCF's auxiliary AO order",
-        "metadata": metadata or {},
-    }
-    text = (json.dumps(config, indent=2) + "\n").encode()
-    atomic_write_bytes(directory / "config.json", lambda fh: fh.write(text))
-    return directory
+    fields = {"backbone": model.backbone.config.to_dict(), "auxbasis": model.auxbasis}
+    units = "positions Bohr inside (Å at the boundary); coefficients of chi_Q in PySCF's auxiliary AO order"
+    return write_model_folder(directory, state_dict or model.state_dict(), FORMAT, fields, units, metadata)
 
 
 def load_density_model(path, dtype=torch.float64) -> DensityModel:
     """Load a density model folder, refusing damaged, mismatched or foreign files."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     directory = Path(path)
-    cfg_path, weights = directory / "config.json", directory / "model.safetensors"
-    if not cfg_path.exists() or not weights.exists():
-        raise ModelFileError(f"{directory} is not a density model folder (needs config.json and model.safetensors)")
-    try:
-        config = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelFileError(f"{cfg_path} is not valid JSON ({err})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise ModelFileError(f"{cfg_path} is not an ase_phisnet density model config (expected format {FORMAT!r})")
-    if hashlib.sha256(weights.read_bytes()).hexdigest() != config.get("weights_sha256"):
-        raise ModelFileError(f"{weights} does not match the checksum in config.json: truncated, damaged or from another model")
+    if not (directory / CONFIG).exists() or not (directory / WEIGHTS).exists():
+        raise ModelFileError(f"{directory} is not a density model folder (needs {CONFIG} and {WEIGHTS})")
+    config = read_config(directory, fmt=FORMAT, required=("backbone", "auxbasis"), what="an ase_phisnet density model config")
+    state = read_weights(directory, config)
     with default_dtype(dtype):
         model = DensityModel(build_model(PhiSNetConfig.from_dict(config["backbone"]), dtype), config["auxbasis"]).to(dtype)
     try:
-        model.load_state_dict(load_file(str(weights)))
-    except (SafetensorError, RuntimeError, OSError) as err:
-        raise ModelFileError(f"{weights} does not fit the architecture in config.json: {err}") from None
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ModelFileError(f"{directory / WEIGHTS} does not fit the architecture in {CONFIG}: {err}") from None
     model.metadata = config.get("metadata", {})
     return model.eval()

@@ -74,19 +74,31 @@ def save_model(model: PhiSNet, directory, metadata: dict | None = None, state_di
     Each file is replaced atomically; the weights go first, so a kill between the two leaves a
     ``config.json`` whose checksum no longer matches, which :func:`load_model` refuses.
     """
+    tensors = state_dict or model.state_dict()
+    units = "positions Bohr inside (Å at the ASE boundary); matrices Hartree; AO order PySCF outside the model"
+    return write_model_folder(directory, tensors, FORMAT, {"model": model.config.to_dict()}, units, metadata)
+
+
+def write_model_folder(directory, tensors: dict, fmt: str, fields: dict, units: str, metadata: dict | None = None) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` into ``directory`` (created if needed).
+
+    ``config.json`` holds ``format``, ``package_version``, ``fields`` (the architecture),
+    the weights' SHA-256, ``units`` and ``metadata``. The weights go first, each file
+    atomically, so a kill between the two leaves a checksum mismatch that loading refuses.
+    Shared by the Hamiltonian models and the density models.
+    """
     from safetensors.torch import save
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in (state_dict or model.state_dict()).items()}
-    weights = save(tensors, metadata={"format": FORMAT})
+    weights = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata={"format": fmt})
     _atomic_write_bytes(directory / WEIGHTS, weights)
     config = {
-        "format": FORMAT,
+        "format": fmt,
         "package_version": __version__,
-        "model": model.config.to_dict(),
+        **fields,
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
-        "units": "positions Bohr inside (Å at the ASE boundary); matrices Hartree; AO order PySCF outside the model",
+        "units": units,
         "metadata": metadata or {},
     }
     _atomic_write_bytes(directory / CONFIG, (json.dumps(config, indent=2, sort_keys=False) + "\n").encode())
@@ -108,8 +120,8 @@ def resolve_model_dir(name_or_path) -> Path:
     )
 
 
-def read_config(name_or_path) -> dict:
-    """The parsed ``config.json`` of a model, checked for format."""
+def read_config(name_or_path, fmt: str = FORMAT, required: tuple = ("model",), what: str = "an ase_phisnet model config") -> dict:
+    """The parsed ``config.json`` of a model, checked for format (``fmt``) and ``required`` keys."""
     directory = resolve_model_dir(name_or_path)
     path = directory / CONFIG
     if not path.exists():
@@ -118,9 +130,25 @@ def read_config(name_or_path) -> dict:
         config = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ModelFileError(f"{path} is not valid JSON ({err}); the file is damaged or not a model config") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT or "model" not in config:
-        raise ModelFileError(f"{path} is not an ase_phisnet model config (expected format {FORMAT!r})")
+    if not isinstance(config, dict) or config.get("format") != fmt or any(k not in config for k in required):
+        raise ModelFileError(f"{path} is not {what} (expected format {fmt!r})")
     return config
+
+
+def read_weights(directory, config: dict) -> dict:
+    """The tensors of ``directory/model.safetensors``, checked against ``config``'s checksum."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    weights = Path(directory) / WEIGHTS
+    if not weights.exists():
+        raise ModelFileError(f"{directory} holds no {WEIGHTS}")
+    if _sha256(weights) != config.get("weights_sha256"):
+        raise ModelFileError(f"{weights} does not match the checksum in {CONFIG}: truncated, damaged or from another model")
+    try:
+        return load_file(str(weights))
+    except (SafetensorError, OSError) as err:
+        raise ModelFileError(f"cannot read {weights}: {err}") from None
 
 
 def load_model(name_or_path, device="cpu", dtype=torch.float64) -> PhiSNet:
@@ -139,25 +167,15 @@ def load_model(name_or_path, device="cpu", dtype=torch.float64) -> PhiSNet:
     ModelFileError
         Missing, truncated, mismatched or incompatible files.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     directory = resolve_model_dir(name_or_path)
     config = read_config(directory)
-    weights = directory / WEIGHTS
-    if not weights.exists():
-        raise ModelFileError(f"{directory} holds no {WEIGHTS}")
-    if _sha256(weights) != config.get("weights_sha256"):
-        raise ModelFileError(f"{weights} does not match the checksum in {CONFIG}: truncated, damaged or from another model")
+    state = read_weights(directory, config)
     try:
         cfg = PhiSNetConfig.from_dict(config["model"])
         model = build_model(cfg, dtype=dtype)
     except (TypeError, ValueError) as err:
         raise ModelFileError(f"{directory / CONFIG} describes a model this version cannot build: {err}") from None
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError) as err:
-        raise ModelFileError(f"cannot read {weights}: {err}") from None
+    weights = directory / WEIGHTS
     missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
     if missing or unexpected:
         raise ModelFileError(
