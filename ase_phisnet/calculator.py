@@ -228,7 +228,8 @@ class PhiSNetCalculator(Calculator):
 
         ``mo_coeff``, ``mo_energy`` and ``mo_occ`` are the model's, so PySCF analysis (Molden
         export, populations, ``make_rdm1``) works on it. ``xc=None`` gives an RKS object with
-        the reference functional recorded in the model (an RHF object for an HF model).
+        the reference functional recorded in the model (an RHF object for an HF or CCSD(T) model,
+        whose orbitals are Hartree–Fock-like).
         """
         from pyscf import dft, scf
 
@@ -236,7 +237,7 @@ class PhiSNetCalculator(Calculator):
         mol = build_mol(self.atoms.get_atomic_numbers(), self.atoms.get_positions(), self.model.config.basis, self.parameters.charge)
         reference = getattr(self.model, "metadata", {}).get("reference", {})
         xc = xc or reference.get("xc")
-        mf = scf.RHF(mol) if (reference.get("method") == "rhf" or not xc) else dft.RKS(mol, xc=xc)
+        mf = scf.RHF(mol) if (reference.get("method") in ("rhf", "ccsd(t)") or not xc) else dft.RKS(mol, xc=xc)
         mf.mo_coeff = mo_coeff
         mf.mo_energy = self.results["mo_energy"]
         mf.mo_occ = self.get_occupation_numbers()

@@ -86,28 +86,42 @@ def evaluate(model, frames: list[dict], batch_size: int = 64, progress: bool = T
     }
 
 
-def energy_force_metrics(model, frames: list[dict], batch_size: int = 32, progress: bool = True) -> dict:
-    """Energy (meV) and force (meV/Å) MAE of a model with an H~core head against the frames'
-    reference energies and forces, through PhiSNet's energy expression with the exact overlap.
+def predict_energies_forces(model, frames: list[dict], batch_size: int = 32, progress: bool = True) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Energies (Hartree) and forces (Hartree/Bohr, one (natm, 3) array per frame) of a model
+    with an H~core head, through PhiSNet's energy expression with the exact overlap.
 
-    Energies are compared as total energies (no shift); forces over all Cartesian components.
+    ``frames`` are dicts with ``numbers`` and ``positions`` (Å); closed shell, the charge as
+    recorded in the model's reference metadata (default neutral).
     """
     from .training.energy_forces import EnergyForceTerms
-    from .units import BOHR, HARTREE, HARTREE_PER_BOHR
+    from .units import BOHR
 
     if "hcore" not in model.config.heads:
         raise ValueError(f"energies need an H~core head; this model has {model.config.heads}")
     terms = EnergyForceTerms(model.config.basis, int(getattr(model, "metadata", {}).get("reference", {}).get("charge") or 0))
-    e_err, f_err = [], []
+    energies, forces = [], []
     bar = tqdm(total=len(frames), desc="energies and forces", disable=not progress, unit="frame")
     for start in range(0, len(frames), batch_size):
         chunk = frames[start : start + batch_size]
         E, F, _ = terms(model, [np.asarray(f["numbers"], dtype=int) for f in chunk], [np.asarray(f["positions"]) / BOHR for f in chunk], create_graph=False)
-        e_err.extend((E.detach().cpu().numpy() - np.array([f["energy"] for f in chunk])).tolist())
-        f_err.extend(np.concatenate([(g.detach().cpu().numpy() - np.asarray(f["forces"])).ravel() for g, f in zip(F, chunk)]).tolist())
+        energies.extend(E.detach().cpu().numpy().tolist())
+        forces.extend(g.detach().cpu().numpy() for g in F)
         bar.update(len(chunk))
     bar.close()
-    e_err, f_err = np.asarray(e_err), np.asarray(f_err)
+    return np.asarray(energies), forces
+
+
+def energy_force_metrics(model, frames: list[dict], batch_size: int = 32, progress: bool = True) -> dict:
+    """Energy (meV) and force (meV/Å) MAE of a model with an H~core head against the frames'
+    reference energies and forces (:func:`predict_energies_forces`).
+
+    Energies are compared as total energies (no shift); forces over all Cartesian components.
+    """
+    from .units import HARTREE, HARTREE_PER_BOHR
+
+    E, F = predict_energies_forces(model, frames, batch_size, progress)
+    e_err = E - np.array([f["energy"] for f in frames])
+    f_err = np.concatenate([(g - np.asarray(f["forces"])).ravel() for g, f in zip(F, frames)])
     return {
         "energy_mae_meV": float(np.abs(e_err).mean() * HARTREE * 1e3),
         "forces_mae_meV_per_A": float(np.abs(f_err).mean() * HARTREE_PER_BOHR * 1e3),

@@ -12,6 +12,7 @@ metrics), stores those figures under ``metadata.test_metrics`` and writes the mo
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from ase_phisnet.cli.evaluate import select_split
@@ -26,6 +27,7 @@ def main():
     p.add_argument("name", help="name to ship it under")
     p.add_argument("--dataset", required=True, help="the dataset it was trained on")
     p.add_argument("--stages", help="JSON list of the training stages that led to it (config, steps, wall time), recorded as metadata.training.stages")
+    p.add_argument("--attach", action="append", default=[], metavar="KEY=FILE.json", help="record a JSON report under metadata.KEY (e.g. transfer_report=outputs/transfer/report.json)")
     args = p.parse_args()
 
     model = load_model(args.model)
@@ -38,9 +40,12 @@ def main():
     metadata["test_metrics"] = {k: v for k, v in result.items() if k != "per_frame_h_mae_uEh"}
     metadata["test_metrics"]["dataset"] = Path(args.dataset).name
     if args.stages:
-        import json
-
         metadata["training"] = {**metadata.get("training", {}), "stages": json.loads(Path(args.stages).read_text())}
+    for item in args.attach:
+        key, sep, path = item.partition("=")
+        if not sep or not key or key in metadata:
+            p.error(f"--attach wants KEY=FILE.json with a new metadata key, got {item!r}")
+        metadata[key] = json.loads(Path(path).read_text())
     if "training_range" not in metadata:  # models exported before the record existed
         train = select_split(model, frames, "train")
         metadata["training_range"] = {"pair_distance_A": pair_distance_range([f["numbers"] for f in train], [f["positions"] for f in train])}

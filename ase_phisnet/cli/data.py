@@ -131,7 +131,7 @@ def _add_label(sub) -> None:
         help="label geometries with PySCF into a dataset (resumable, parallel, sharded)",
         description=_wrap(
             "Label every geometry of FRAMES with a closed-shell PySCF SCF (RKS or RHF) and "
-        "its nuclear gradient, and store Fock/KS matrix, overlap, core Hamiltonian, orbital energies, "
+        "its nuclear gradient (or CCSD(T) energy and gradient on the RHF), and store Fock/KS matrix, overlap, core Hamiltonian, orbital energies, "
         "energy, forces, dipole, convergence flag and SCF cycles in DATASET, one file per frame "
         "(named by the frame's index in FRAMES). All frames are validated first (elements in the "
         "basis, charge/multiplicity); nothing is created on bad input. Each frame is written "
@@ -143,6 +143,7 @@ examples:
   phisnet data label water.xyz runs/water                                   # PBE/def2-SVP, grid 3, conv_tol 1e-11
   phisnet data label water.xyz runs/water --workers 2                       # 2 single-threaded worker processes
   phisnet data label water.xyz runs/water_hf --method rhf --basis def2-svp
+  phisnet data label water.xyz runs/water_cc --method "ccsd(t)"           # RHF matrices, CCSD(T) E and F
   phisnet data label big.xyz runs/part1 --shard 1/2    # on machine 1 (frames with index % 2 == 0)
   phisnet data label big.xyz runs/part2 --shard 2/2    # on machine 2 (frames with index % 2 == 1)
   phisnet data merge runs/big runs/part1 runs/part2
@@ -151,7 +152,12 @@ examples:
     )
     p.add_argument("frames", metavar="FRAMES.xyz", help="geometries (Å), any format ase.io.read reads")
     p.add_argument("dataset", metavar="DATASET", help="dataset directory (created, or resumed)")
-    p.add_argument("--method", choices=["rks", "rhf"], default="rks", help="rks: Kohn-Sham DFT; rhf: Hartree-Fock (default: rks)")
+    p.add_argument(
+        "--method",
+        choices=["rks", "rhf", "ccsd(t)"],
+        default="rks",
+        help="rks: Kohn-Sham DFT; rhf: Hartree-Fock; ccsd(t): RHF matrices with CCSD(T) energy and forces (default: rks)",
+    )
     p.add_argument("--xc", default="pbe", help="exchange-correlation functional for rks (default: pbe)")
     p.add_argument("--basis", default="def2-svp", help="PySCF basis set (default: def2-svp)")
     p.add_argument("--grids-level", type=int, default=3, metavar="L", help="PySCF DFT grid level 0-9 (default: 3)")

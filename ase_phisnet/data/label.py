@@ -1,4 +1,5 @@
-"""Reference labels from PySCF: one closed-shell SCF (RKS or RHF) plus gradient per frame.
+"""Reference labels from PySCF: one closed-shell SCF (RKS or RHF) plus gradient per frame,
+optionally with CCSD(T) energies and forces on top of the RHF reference.
 
 :func:`label_frame` labels one geometry; :func:`label_dataset` labels a frames file into a
 :class:`~ase_phisnet.data.store.FrameStore`, resumably, optionally in parallel and sharded.
@@ -10,6 +11,12 @@ What is stored per frame (units as in the shared HDF5 sets):
 * ``energy`` = ``mf.e_tot`` (Hartree, nuclear repulsion included), ``mo_energy`` (Hartree);
 * ``forces`` = minus PySCF's analytic nuclear gradient (Hartree/Bohr);
 * ``dipole`` = ``mf.dip_moment(unit="Debye")``; ``converged``; ``scf_cycles``.
+
+With ``method="ccsd(t)"`` the matrices, orbital energies and dipole are those of the RHF
+reference (a correlated method has no Fock matrix of its own), while ``energy`` and ``forces``
+are all-electron CCSD(T): the targets of transfer learning from a Hartree–Fock Hamiltonian
+model (PhiSNet's HF -> CCSD(T) fine-tuning). ``converged`` is then the AND of the SCF, CCSD
+and (T)-lambda convergence flags.
 
 Unconverged SCFs are kept with ``converged=False``; :func:`~ase_phisnet.data.splits.make_splits`
 leaves them out by default.
@@ -40,8 +47,9 @@ import numpy as np
 
 from .store import FrameStore, make_meta
 
-#: Reference methods: restricted Kohn–Sham DFT and restricted Hartree–Fock.
-METHODS = ("rks", "rhf")
+#: Reference methods: restricted Kohn–Sham DFT, restricted Hartree–Fock, and CCSD(T) energies
+#: and forces on an RHF reference.
+METHODS = ("rks", "rhf", "ccsd(t)")
 #: Thread-count variables set to 1 for worker processes.
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -148,8 +156,9 @@ def label_frame(
         Atomic numbers.
     positions : (natm, 3) array_like
         Cartesian positions, Å.
-    method : {"rks", "rhf"}
-        ``dft.RKS(mol, xc=xc)`` or ``scf.RHF(mol)``.
+    method : {"rks", "rhf", "ccsd(t)"}
+        ``dft.RKS(mol, xc=xc)``, ``scf.RHF(mol)``, or RHF matrices with CCSD(T) energy and
+        forces (:func:`ccsd_t_energy_forces`).
     xc : str
         Exchange-correlation functional (RKS only).
     basis : str
@@ -192,21 +201,69 @@ def label_frame(
     mf.callback = count_cycle
     mf.kernel()
     n_cycles = int(getattr(mf, "cycles", cycles[0]))
-    gradient = mf.nuc_grad_method()
-    gradient.verbose = 0
+    converged = bool(mf.converged)
+    if str(method).lower() == "ccsd(t)":
+        energy, forces, cc_converged = ccsd_t_energy_forces(mf, conv_tol=conv_tol)
+        converged = converged and cc_converged
+    else:
+        gradient = mf.nuc_grad_method()
+        gradient.verbose = 0
+        energy, forces = mf.e_tot, -np.asarray(gradient.kernel())
     return {
         "numbers": numbers,
         "positions": positions,
-        "energy": np.float64(mf.e_tot),
-        "forces": -np.asarray(gradient.kernel()),
+        "energy": np.float64(energy),
+        "forces": forces,
         "fock": np.asarray(mf.get_fock()),
         "overlap": mol.intor("int1e_ovlp"),
         "hcore": np.asarray(mf.get_hcore()),
         "mo_energy": np.asarray(mf.mo_energy),
         "dipole": np.asarray(mf.dip_moment(unit="Debye", verbose=0)),
-        "converged": np.bool_(mf.converged),
+        "converged": np.bool_(converged),
         "scf_cycles": np.int64(n_cycles),
     }
+
+
+def ccsd_t_energy_forces(mf, conv_tol: float = 1e-11) -> tuple[float, np.ndarray, bool]:
+    """All-electron CCSD(T) total energy (Hartree) and forces (Hartree/Bohr) on a converged RHF.
+
+    The analytic (T) gradient needs the (T)-modified lambda amplitudes
+    (``pyscf.cc.ccsd_t_lambda``); PySCF's ``grad.ccsd_t.Gradients(cc).kernel()`` called
+    without them silently falls back to the CCSD lambdas and gives wrong forces (off by
+    ~1e-3 Hartree/Bohr for water), so they are passed explicitly here.
+
+    Parameters
+    ----------
+    mf : pyscf.scf.hf.RHF
+        Converged closed-shell Hartree–Fock.
+    conv_tol : float
+        CCSD energy convergence threshold, Hartree (amplitudes to ``sqrt(conv_tol)``).
+
+    Returns
+    -------
+    energy : float
+        E_HF + E_CCSD + E_(T), nuclear repulsion included.
+    forces : (natm, 3) ndarray
+        Minus the analytic CCSD(T) nuclear gradient.
+    converged : bool
+        CCSD amplitudes and (T) lambdas both converged.
+    """
+    from pyscf import cc
+    from pyscf.cc import ccsd_t_lambda
+    from pyscf.grad import ccsd_t as ccsd_t_grad
+
+    mycc = cc.CCSD(mf)
+    mycc.verbose = 0
+    mycc.conv_tol = float(conv_tol)
+    mycc.conv_tol_normt = float(np.sqrt(conv_tol))
+    mycc.kernel()
+    eris = mycc.ao2mo()
+    e_t = mycc.ccsd_t(eris=eris)
+    lambda_converged, l1, l2 = ccsd_t_lambda.kernel(mycc, eris, mycc.t1, mycc.t2, verbose=0)
+    gradient = ccsd_t_grad.Gradients(mycc)
+    gradient.verbose = 0
+    grad = gradient.kernel(mycc.t1, mycc.t2, l1, l2, eris=eris)
+    return float(mycc.e_tot + e_t), -np.asarray(grad), bool(mycc.converged and lambda_converged)
 
 
 # ---------------------------------------------------------------------------------- shards

@@ -109,8 +109,8 @@ def make_meta(
 
     Parameters
     ----------
-    method : {"rks", "rhf"}
-        Reference method. For ``"rhf"`` the ``xc`` and ``grids_level`` entries are ``None``.
+    method : {"rks", "rhf", "ccsd(t)"}
+        Reference method. Only ``"rks"`` has ``xc`` and ``grids_level`` entries (else ``None``).
     xc : str or None
         PySCF exchange-correlation functional (lower-cased), e.g. ``"pbe"``.
     basis : str
@@ -130,8 +130,8 @@ def make_meta(
         comparison of :func:`meta_differences` like any other key.
     """
     method = str(method).lower()
-    if method not in ("rks", "rhf"):
-        raise DatasetError(f"method must be 'rks' or 'rhf', got {method!r}")
+    if method not in ("rks", "rhf", "ccsd(t)"):
+        raise DatasetError(f"method must be 'rks', 'rhf' or 'ccsd(t)', got {method!r}")
     if pyscf_version is None:
         import pyscf
 

@@ -67,6 +67,44 @@ def test_label_frame_rhf():
     assert frame["fock"].shape == (7, 7)
 
 
+def test_label_frame_ccsd_t_forces_match_finite_differences():
+    """CCSD(T) water (6-31G): energy == a direct PySCF run, forces == central differences of the
+    CCSD(T) energy, matrices == RHF's. Guards the (T)-lambda step without which PySCF's (T)
+    gradient is off by ~1e-3 Hartree/Bohr."""
+    from pyscf import cc, scf
+
+    from ase_phisnet.molecule import build_mol
+
+    numbers = [8, 1, 1]
+    positions = np.array([[0.0, 0.05, 0.12], [0.1, 0.80, -0.45], [0.0, -0.74, -0.50]])
+    frame = label_frame(numbers, positions, method="ccsd(t)", basis="6-31g", conv_tol=1e-11)
+
+    def ccsd_t(pos):
+        mf = scf.RHF(build_mol(numbers, pos, basis="6-31g"))
+        mf.conv_tol, mf.verbose = 1e-12, 0
+        mf.kernel()
+        mycc = cc.CCSD(mf)
+        mycc.conv_tol, mycc.conv_tol_normt, mycc.verbose = 1e-11, 1e-8, 0
+        mycc.kernel()
+        return mf, mycc.e_tot + mycc.ccsd_t()
+
+    mf, energy = ccsd_t(positions)
+    assert frame["converged"]
+    assert abs(frame["energy"] - energy) < 1e-8
+    assert frame["energy"] < mf.e_tot - 0.1  # correlation energy included
+    np.testing.assert_allclose(frame["fock"], mf.get_fock(), atol=1e-7)
+    np.testing.assert_allclose(frame["mo_energy"], mf.mo_energy, atol=1e-7)
+
+    h = 1e-3  # Å
+    bohr = 0.529177210903
+    for atom, axis in [(1, 1), (2, 2), (0, 0)]:
+        plus, minus = positions.copy(), positions.copy()
+        plus[atom, axis] += h
+        minus[atom, axis] -= h
+        fd_force = -(ccsd_t(plus)[1] - ccsd_t(minus)[1]) / (2 * h / bohr)  # Hartree/Bohr
+        assert abs(frame["forces"][atom, axis] - fd_force) < 2e-6, (atom, axis)
+
+
 def test_open_shell_refused():
     with pytest.raises(ValueError, match="closed shells only"):
         label_frame([8, 1, 1], [[0, 0, 0.12], [0, 0.76, -0.47], [0, -0.76, -0.47]], multiplicity=3)
