@@ -58,15 +58,14 @@ def compare_minima(start, model="water-pbe-def2svp", fmax: float = 0.01, output=
     from pathlib import Path
 
     from .calculator import PhiSNetCalculator
-    from .reference import PySCFCalculator
+    from .reference import reference_calculator
 
     out = Path(output) if output else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
     calc_model = model if isinstance(model, PhiSNetCalculator) else PhiSNetCalculator(model)
-    reference = calc_model.model.metadata.get("reference", {})
     minima = {}
-    for name, calc in (("phisnet", calc_model), ("pyscf", PySCFCalculator(xc=reference.get("xc", "pbe"), basis=calc_model.model.config.basis))):
+    for name, calc in (("phisnet", calc_model), ("pyscf", reference_calculator(calc_model.model))):
         kw = dict(logfile=str(out / f"bfgs_{name}.log"), trajectory=str(out / f"bfgs_{name}.traj")) if out else {}
         minima[name] = optimize(start, calc, fmax, **kw)
         if out:

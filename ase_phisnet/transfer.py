@@ -74,10 +74,12 @@ def occupied_orbital_energies(model, frames: list[dict]) -> np.ndarray:
 
 
 def markdown_report(report: dict) -> str:
-    """The comparison table of :func:`ase_phisnet.transfer` reports (see ``training/transfer_report.py``)."""
+    """The comparison table of a transfer report (the dict ``training/transfer_report.py`` writes:
+    ``rows`` of :func:`compare_to_reference` results, ``fine_tuned_over_hf_method`` ratios and
+    optionally ``orbital_energies``)."""
     rows = report["rows"]
     lines = [
-        f"Against CCSD(T)/{report['basis']}, {report['n_frames']} held-out water frames (test split, never trained on); "
+        f"Against CCSD(T)/{report['basis']}, {report['n_frames']} held-out frames ({report['split']} split, never trained on); "
         "relative energies (each set shifted by its own mean).",
         "",
         "| method or model | relative-energy MAE (meV) | force MAE (meV/Å) |",

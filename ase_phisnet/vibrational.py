@@ -91,7 +91,13 @@ def compare_vibrations(start, model="water-pbe-def2svp", output="vibrations", fm
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     calc = model if isinstance(model, PhiSNetCalculator) else PhiSNetCalculator(model)
-    xc = calc.model.metadata.get("reference", {}).get("xc", "pbe")
+    reference = calc.model.metadata.get("reference", {})
+    if reference.get("method") == "ccsd(t)":
+        raise ValueError(
+            "the vibrational comparison needs the reference's analytic Hessian and dipoles, which PySCF "
+            "lacks for CCSD(T); run infrared() on the model alone, or compare_minima() for CCSD(T) minima"
+        )
+    xc = None if reference.get("method") == "rhf" else reference.get("xc", "pbe")
     basis = calc.model.config.basis
     min_model = optimize(start, calc, fmax)
     min_ref = optimize(start, PySCFCalculator(xc=xc, basis=basis), 1e-3)

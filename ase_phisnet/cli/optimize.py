@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
         "optimize",
         help="geometry optimization with the model and with PySCF, minima compared",
         description="Run ASE's BFGS from one start with PhiSNetCalculator and with PySCF (the model's "
-        "reference functional and basis), then compare the minima: bond lengths, angles, RMSD.",
+        "reference method and basis), then compare the minima: bond lengths, angles, RMSD.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
