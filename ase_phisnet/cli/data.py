@@ -233,7 +233,7 @@ examples:
 
 
 def run_merge(args) -> int:
-    from ..data.store import merge
+    from ..data.merge import merge
 
     with merge(args.output, args.shards, progress=not args.quiet) as out:
         print(f"{args.output}: {len(out)} frames from {len(args.shards)} datasets")

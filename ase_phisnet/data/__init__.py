@@ -16,6 +16,7 @@ from .importer import import_h5
 from .label import label_frame
 from .molecules import get_molecule
 from .splits import make_splits
-from .store import FrameStore, merge
+from .merge import merge
+from .store import FrameStore
 
 __all__ = ["FrameStore", "merge", "label_frame", "get_molecule", "make_splits", "import_h5"]

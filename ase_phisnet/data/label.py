@@ -390,7 +390,7 @@ def label_dataset(
         1: label in this process. More: a process pool of single-threaded workers.
     shard : "k/n" or (k, n), optional
         Label only the frames with ``index % n == k - 1``; join shards with
-        :func:`~ase_phisnet.data.store.merge`.
+        :func:`~ase_phisnet.data.merge.merge`.
     max_frames : int, optional
         Consider only the first ``max_frames`` frames of the file.
     progress : bool

@@ -317,7 +317,7 @@ def write_frames(path: str | os.PathLike, frames: Sequence[Atoms]) -> Path:
     """
     import ase.io
 
-    from .store import atomic_write_bytes
+    from ..atomic_files import atomic_write_bytes
 
     path = Path(path)
     if path.is_dir():

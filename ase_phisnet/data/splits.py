@@ -100,7 +100,7 @@ def splits_to_json(splits: dict, **info) -> str:
 
 def save_splits(path: str | os.PathLike, splits: dict, **info) -> Path:
     """Write splits as JSON, atomically."""
-    from .store import atomic_write_text
+    from ..atomic_files import atomic_write_text
 
     path = Path(path)
     atomic_write_text(path, splits_to_json(splits, **info))

@@ -35,11 +35,12 @@ import io
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
+
+from ..atomic_files import atomic_write_bytes, atomic_write_text, fsync_dir, write_temp
 
 #: Version of the on-disk layout written by this module.
 FORMAT_VERSION = 1
@@ -236,62 +237,6 @@ def validate_frame(frame: Mapping) -> dict[str, np.ndarray]:
         if out[key].shape != shape:
             raise DatasetError(f"frame key {key!r} has shape {out[key].shape}, expected {shape} (natm={natm}, nao={nao})")
     return out
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # not supported on this platform
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_temp(path: Path, write, fsync: bool = True) -> str:
-    """Write ``write(fileobj)`` into a new temp file beside ``path``; return the temp file's name."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            if fsync:
-                os.fsync(fh.fileno())
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return tmp
-
-
-def atomic_write_bytes(path: str | os.PathLike, write, sync_dir: bool = True) -> None:
-    """Write a file atomically: ``write(fileobj)`` into a temp file beside it, fsync, rename.
-
-    Parameters
-    ----------
-    path : path-like
-        Final file name.
-    write : callable
-        Called with a binary file object open for writing.
-    sync_dir : bool
-        Also fsync the directory, so that the rename itself survives a power loss.
-    """
-    path = Path(path)
-    tmp = _write_temp(path, write)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    if sync_dir:
-        _fsync_dir(path.parent)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a text file (UTF-8) atomically, see :func:`atomic_write_bytes`."""
-    atomic_write_bytes(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
@@ -509,7 +454,7 @@ class FrameStore:
             for index, frame in frames:
                 self._write(int(index), frame, overwrite, sync_dir=False)
                 n += 1
-            _fsync_dir(self.frames_dir)
+            fsync_dir(self.frames_dir)
             return n
         pending: dict[int, tuple[str, Path]] = {}
         n = 0
@@ -519,7 +464,7 @@ class FrameStore:
                 os.sync()
                 for tmp, target in pending.values():
                     os.replace(tmp, target)
-                _fsync_dir(self.frames_dir)
+                fsync_dir(self.frames_dir)
                 pending.clear()
 
         try:
@@ -529,7 +474,7 @@ class FrameStore:
                 if index in pending:
                     raise DatasetError(f"frame {index} is given twice")
                 data = _npz_bytes(validate_frame(frame))
-                pending[index] = (_write_temp(target, lambda fh: fh.write(data), fsync=False), target)
+                pending[index] = (write_temp(target, lambda fh: fh.write(data), fsync=False), target)
                 n += 1
                 if len(pending) >= batch:
                     publish()
@@ -688,78 +633,3 @@ def _release_lock(fd: int | None) -> None:
     except (ImportError, OSError):
         pass
     os.close(fd)
-
-
-# ---------------------------------------------------------------------------------- merge
-def _frames_equal(a: Mapping, b: Mapping) -> bool:
-    return all(np.array_equal(a[k], b[k]) for k in FRAME_KEYS)
-
-
-def merge(out_path: str | os.PathLike, paths: Sequence[str | os.PathLike], progress: bool = True) -> FrameStore:
-    """Join shard datasets into one.
-
-    Parameters
-    ----------
-    out_path : path-like
-        Output dataset; created, or resumed if it exists with the same metadata.
-    paths : sequence of path-like
-        Input datasets. They must share their metadata (the ``created`` time aside). An index
-        present in several inputs must hold identical frames.
-    progress : bool
-        Show a tqdm bar.
-
-    Returns
-    -------
-    FrameStore
-        The output dataset, open for writing (``close()`` it, or use it as a context manager).
-
-    Raises
-    ------
-    DatasetError
-        On differing metadata or conflicting duplicate frames; nothing is written then.
-    """
-    from tqdm.auto import tqdm
-
-    if not paths:
-        raise DatasetError("merge needs at least one input dataset")
-    out_path = Path(out_path)
-    shards = [FrameStore.open(p) for p in paths]
-    for s in shards:
-        if s.path.resolve() == out_path.resolve():
-            raise DatasetError(f"the output {out_path} cannot also be an input")
-    first = shards[0]
-    for s in shards[1:]:
-        diff = meta_differences(first.meta, s.meta)
-        if diff:
-            raise DatasetError(
-                f"cannot merge {s.path} into the datasets of {first.path}: different settings: "
-                + "; ".join(f"{k}: {a!r} vs {b!r}" for k, (a, b) in diff.items())
-            )
-    # plan, and check every duplicate before anything is written
-    owner: dict[int, FrameStore] = {}
-    for s in shards:
-        for i in s.indices():
-            if i in owner:
-                if not _frames_equal(owner[i].read(i), s.read(i)):
-                    raise DatasetError(f"frame {i} differs between {owner[i].path} and {s.path}; cannot merge conflicting frames")
-            else:
-                owner[i] = s
-    meta = dict(first.meta)
-    meta["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    out = FrameStore.create(out_path, meta)
-
-    def new_frames():
-        for i in tqdm(sorted(owner), desc="merge", unit="frame", disable=not progress):
-            frame = owner[i].read(i)
-            if i in out:
-                if not _frames_equal(out.read(i), frame):
-                    raise DatasetError(f"frame {i} in {out_path} differs from {owner[i].path}; cannot merge conflicting frames")
-                continue
-            yield i, frame
-
-    try:
-        out.write_frames(new_frames())
-    except BaseException:
-        out.close()
-        raise
-    return out

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from ..data.store import atomic_write_bytes
+from ..atomic_files import atomic_write_bytes
 from .config import PhiSNetConfig
 from .phisnet import PhiSNet, build_model
 

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..basis import AOBasis
-from ..data.store import atomic_write_bytes
+from ..atomic_files import atomic_write_bytes
 from ..model import PhiSNet, PhiSNetConfig, build_model
 from ..model.io import save_model
 from .config import TrainConfig

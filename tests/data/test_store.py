@@ -12,7 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from ase_phisnet.data.store import FRAME_KEYS, DatasetError, FrameStore, make_meta, merge
+from ase_phisnet.data.merge import merge
+from ase_phisnet.data.store import FRAME_KEYS, DatasetError, FrameStore, make_meta
 
 from .conftest import REPO, cli_env, fake_frame
 
