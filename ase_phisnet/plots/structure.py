@@ -56,22 +56,14 @@ def from_model(atoms, calc) -> ElectronicStructure:
 
 
 def from_pyscf(atoms, xc: str | None = "pbe", basis: str = "def2-svp", charge: int = 0, grids_level: int = 3) -> ElectronicStructure:
-    """The converged PySCF Kohn-Sham (``xc=None``: Hartree-Fock) electronic structure of ``atoms``."""
-    from pyscf import dft, scf
+    """The converged PySCF Kohn-Sham (``xc=None``: Hartree-Fock) electronic structure of ``atoms``,
+    from the reference calculator's SCF (:class:`~ase_phisnet.reference.PySCFCalculator`)."""
+    from ..reference import PySCFCalculator
 
     n_occ = check_charge_multiplicity(atoms.get_atomic_numbers(), charge, 1) // 2
-    mol = build_mol(atoms.get_atomic_numbers(), atoms.get_positions(), basis, charge)
-    if xc:
-        mf = dft.RKS(mol, xc=xc)
-        mf.grids.level = grids_level
-    else:
-        mf = scf.RHF(mol)
-    mf.conv_tol = 1e-10
-    mf.kernel()
-    if not mf.converged:
-        raise RuntimeError(f"the PySCF reference SCF ({xc or 'HF'}/{basis}) did not converge for this geometry")
+    mf = PySCFCalculator(xc=xc, basis=basis, charge=charge, grids_level=grids_level).mean_field(atoms)
     label = f"{xc.upper() if xc else 'HF'}/{basis}"
-    return ElectronicStructure(mol, mf.mo_energy, mf.mo_coeff, mf.make_rdm1(), n_occ, label)
+    return ElectronicStructure(mf.mol, mf.mo_energy, mf.mo_coeff, mf.make_rdm1(), n_occ, label)
 
 
 def reference_for(calc) -> dict:
