@@ -157,13 +157,15 @@ class AOBasis:
             start += n
         return out
 
-    def irreps(self, Z: int) -> o3.Irreps:
+    def irreps(self, Z: int, parity: bool = True) -> o3.Irreps:
         """e3nn irreps of one atom's AO vector in irreps order, e.g. ``3x0e+2x1o+1x2e`` for O.
 
         Shells are listed one by one in PySCF's shell order (not simplified), so that the
-        irreps line up with the AO indices.
+        irreps line up with the AO indices. ``parity=False`` gives them as SO(3) irreps
+        (``l e`` for every l: how a real spherical-harmonic shell transforms under rotations
+        alone), to match features that carry no parity.
         """
-        return o3.Irreps([(1, (l, (-1) ** l)) for l in self.shell_ls[int(Z)]])
+        return o3.Irreps([(1, (l, (-1) ** l if parity else 1)) for l in self.shell_ls[int(Z)]])
 
     # ------------------------------------------------------------------ orbital order
     def element_perm(self, Z: int) -> np.ndarray:

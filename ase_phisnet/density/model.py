@@ -29,15 +29,6 @@ from ..units import BOHR
 FORMAT = "ase_phisnet.density_model/1"
 
 
-def so3_shell_irreps(basis: AOBasis, Z: int) -> o3.Irreps:
-    """Irreps of one atom's auxiliary functions as SO(3) irreps (``l e``), shell by shell.
-
-    The backbone's features are SO(3) irreps of even label; a real spherical-harmonic shell of
-    angular momentum l transforms under rotations as the ``l e`` irrep in e3nn.
-    """
-    return o3.Irreps([(1, (l, 1)) for l in basis.shell_ls[int(Z)]])
-
-
 class DensityModel(nn.Module):
     """PhiSNet backbone + per-element equivariant linear heads onto the auxiliary basis.
 
@@ -56,7 +47,9 @@ class DensityModel(nn.Module):
         from .fitting import resolve_auxbasis
 
         self.aux = AOBasis(resolve_auxbasis(self.auxbasis, backbone.config.basis, backbone.config.elements), backbone.config.elements)
-        self.heads = nn.ModuleDict({str(z): o3.Linear(backbone.irreps, so3_shell_irreps(self.aux, z)) for z in self.aux.elements})
+        # the backbone's features are SO(3) irreps of even label, so the heads map onto the
+        # auxiliary shells as SO(3) irreps too (a shell of angular momentum l is "l e")
+        self.heads = nn.ModuleDict({str(z): o3.Linear(backbone.irreps, self.aux.irreps(z, parity=False)) for z in self.aux.elements})
         # integral of each auxiliary function (irreps order; nonzero for s functions only)
         from ..molecule import build_mol
         from .fitting import aux_norms, make_auxmol
