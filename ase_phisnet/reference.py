@@ -97,12 +97,19 @@ class PySCFCalculator(Calculator):
         self.results["dipole"] = np.asarray(mf.dip_moment(unit="Debye", verbose=0)) * Debye  # e·Å
 
 
+def reference_xc(model) -> str | None:
+    """The exchange-correlation functional of a model's reference (its ``metadata.reference``);
+    ``None`` for a Hartree-Fock-based reference (RHF, or CCSD(T) on RHF), ``"pbe"`` if unrecorded."""
+    ref = getattr(model, "metadata", {}).get("reference", {})
+    if ref.get("method") in ("rhf", "ccsd(t)"):
+        return None
+    return ref.get("xc") or "pbe"
+
+
 def reference_calculator(model, **kwargs) -> PySCFCalculator:
     """The PySCF calculator of the method a model was trained on (its ``metadata.reference``):
     RKS with the recorded functional, RHF, or CCSD(T); in the model's basis."""
-    ref = getattr(model, "metadata", {}).get("reference", {})
-    method = ref.get("method") or "rks"
     kwargs.setdefault("basis", model.config.basis)
-    if method == "ccsd(t)":
+    if getattr(model, "metadata", {}).get("reference", {}).get("method") == "ccsd(t)":
         return PySCFCalculator(method="ccsd(t)", **kwargs)
-    return PySCFCalculator(xc=None if method == "rhf" else (ref.get("xc") or "pbe"), **kwargs)
+    return PySCFCalculator(xc=reference_xc(model), **kwargs)

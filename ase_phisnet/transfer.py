@@ -60,16 +60,11 @@ def occupied_orbital_energies(model, frames: list[dict]) -> np.ndarray:
     import scipy.linalg
     import torch
 
-    from .units import BOHR
-
     out = []
     for f in frames:
-        z = np.asarray(f["numbers"], dtype=int)
         with torch.no_grad():
-            pred = model(model.graph([z], [np.asarray(f["positions"]) / BOHR]))["fock"][0].cpu().double().numpy()
-        n = model.basis.n_ao(z)
-        F = model.basis.to_pyscf_order(pred[:n, :n], z)
-        out.append(scipy.linalg.eigh(F, np.asarray(f["overlap"]), eigvals_only=True)[: int(z.sum()) // 2])
+            F = model.predict(f["numbers"], f["positions"])["fock"]
+        out.append(scipy.linalg.eigh(F, np.asarray(f["overlap"]), eigvals_only=True)[: int(np.sum(f["numbers"])) // 2])
     return np.asarray(out)
 
 

@@ -86,7 +86,7 @@ def compare_vibrations(start, model="water-pbe-def2svp", output="vibrations", fm
     ``ir_spectrum.png`` and returns the table as a dict."""
     from .calculator import PhiSNetCalculator
     from .optimization import optimize
-    from .reference import PySCFCalculator
+    from .reference import reference_calculator, reference_xc
 
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
@@ -97,13 +97,11 @@ def compare_vibrations(start, model="water-pbe-def2svp", output="vibrations", fm
             "the vibrational comparison needs the reference's analytic Hessian and dipoles, which PySCF "
             "lacks for CCSD(T); run infrared() on the model alone, or compare_minima() for CCSD(T) minima"
         )
-    xc = None if reference.get("method") == "rhf" else reference.get("xc", "pbe")
-    basis = calc.model.config.basis
     min_model = optimize(start, calc, fmax)
-    min_ref = optimize(start, PySCFCalculator(xc=xc, basis=basis), 1e-3)
+    min_ref = optimize(start, reference_calculator(calc.model), 1e-3)
     freq_model, int_model = infrared(min_model, calc, out)
-    freq_hess = pyscf_frequencies(min_ref, xc, basis)
-    freq_fd, int_ref = infrared(min_ref, PySCFCalculator(xc=xc, basis=basis), out)
+    freq_hess = pyscf_frequencies(min_ref, reference_xc(calc.model), calc.model.config.basis)
+    freq_fd, int_ref = infrared(min_ref, reference_calculator(calc.model), out)
     n_vib = len(freq_model)
     freq_hess = freq_hess[-n_vib:]
     plot_ir((freq_model, int_model), (freq_fd, int_ref), out / "ir_spectrum.png")

@@ -68,9 +68,10 @@ def from_pyscf(atoms, xc: str | None = "pbe", basis: str = "def2-svp", charge: i
 
 def reference_for(calc) -> dict:
     """``from_pyscf`` keyword arguments matching the reference a model was trained on."""
+    from ..reference import reference_xc
+
     ref = getattr(calc.model, "metadata", {}).get("reference", {})
-    xc = None if ref.get("method") in ("rhf", "ccsd(t)") else ref.get("xc", "pbe")
-    return dict(xc=xc, basis=calc.model.config.basis, charge=calc.parameters.charge, grids_level=ref.get("grids_level", 3))
+    return dict(xc=reference_xc(calc.model), basis=calc.model.config.basis, charge=calc.parameters.charge, grids_level=ref.get("grids_level", 3))
 
 
 _LABEL = re.compile(r"^(homo|lumo)\s*([+-]\s*\d+)?$")
