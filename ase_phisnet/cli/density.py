@@ -8,8 +8,8 @@ from pathlib import Path
 
 EPILOG = """examples:
   phisnet density train training/water-density-jfit.yaml
-  phisnet density evaluate runs/water-density-jfit/best ../shared/data/water_pbe_def2svp_500K.h5 --frames 100
-  phisnet density cube runs/water-density-jfit/best water.xyz -o water_density.cube
+  phisnet density evaluate water-density-etb ../shared/data/water_pbe_def2svp_500K.h5 --frames 100
+  phisnet density cube water-density-etb water.xyz -o water_density.cube
 """
 
 
@@ -31,9 +31,9 @@ def add_parser(sub) -> None:
     t.set_defaults(func=run_train)
 
     e = sub2.add_parser("evaluate", help="eps_rho of both routes, the fitting floor and one-step energies")
-    e.add_argument("density_model", help="density model folder")
+    e.add_argument("density_model", help="density model: shipped name (water-density-etb) or folder")
     e.add_argument("dataset", help="reference dataset (.h5 or dataset folder)")
-    e.add_argument("--model", default="water-pbe-def2svp", help="Hamiltonian model for route 1 (default: the shipped water model)")
+    e.add_argument("--model", help="Hamiltonian model for route 1 (default: the density model's own backbone, so one file gives both routes)")
     e.add_argument("--split", default="test", choices=["test", "val", "train", "all"], help="split recorded in the density model (default test)")
     e.add_argument("--frames", type=int, help="only the first N frames of the split")
     e.add_argument("--no-one-step", action="store_true", help="skip the one-step energies")
@@ -42,7 +42,7 @@ def add_parser(sub) -> None:
     e.set_defaults(func=run_evaluate)
 
     c = sub2.add_parser("cube", help="predicted density of a geometry as a cube file")
-    c.add_argument("density_model", help="density model folder")
+    c.add_argument("density_model", help="density model: shipped name (water-density-etb) or folder")
     c.add_argument("geometry", help="geometry file (any ase.io.read format; last frame)")
     c.add_argument("-o", "--output", required=True, help="cube file to write")
     c.set_defaults(func=run_cube)
@@ -69,7 +69,7 @@ def markdown(result: dict) -> str:
         "",
         "| density | eps_rho (%) | one-step Harris–Foulkes MAE (meV/atom) | one-step KS MAE (meV/atom) |",
         "|---|---|---|---|",
-        f"| route 1: from the predicted wavefunction | {cell('wavefunction_eps_rho_percent')} | — | — |",
+        f"| route 1: from the predicted wavefunction | {cell('wavefunction_eps_rho_percent')} | {cell('wavefunction_harris_foulkes_mae_meV_per_atom')} | {cell('wavefunction_kohn_sham_mae_meV_per_atom')} |",
         f"| route 2: atom-centred model | {cell('density_model_eps_rho_percent')} | {cell('model_harris_foulkes_mae_meV_per_atom')} | {cell('model_kohn_sham_mae_meV_per_atom')} |",
         f"| density fit of the DFT density (route 2's floor) | {cell('density_fit_eps_rho_percent')} | {cell('fit_harris_foulkes_mae_meV_per_atom')} | {cell('fit_kohn_sham_mae_meV_per_atom')} |",
     ]
@@ -84,11 +84,11 @@ def run_evaluate(args) -> int:
     from .evaluate import select_split
 
     density_model = load_density_model(args.density_model)
-    model = load_model(args.model)
+    model = load_model(args.model) if args.model else density_model.backbone
     frames, meta = load_frames(args.dataset)
     frames = select_split(density_model, frames, args.split)[: args.frames]
     result = density_errors(model, frames, density_model, one_step=not args.no_one_step, xc=meta.get("xc") or "pbe", progress=not args.no_progress)
-    result["split"], result["model"], result["density_model"] = args.split, args.model, str(args.density_model)
+    result["split"], result["model"], result["density_model"] = args.split, args.model or "the density model's backbone", str(args.density_model)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(result))

@@ -41,12 +41,12 @@ def density_errors(model, frames: list[dict], density_model=None, auxbasis: str 
     -------
     dict of means (and ``per_frame`` lists): ``wavefunction_eps_rho_percent``,
     ``density_fit_eps_rho_percent``, ``density_model_eps_rho_percent``, and with ``one_step``
-    ``{fit,model}_{harris_foulkes,kohn_sham}_mae_meV_per_atom``.
+    ``{wavefunction,fit,model}_{harris_foulkes,kohn_sham}_mae_meV_per_atom``.
     """
     from pyscf.dft import numint
 
     from ..units import HARTREE
-    from .kohn_sham import one_step_energies
+    from .kohn_sham import one_step_energies, one_step_energies_from_density_matrix
 
     auxbasis = auxbasis or (density_model.auxbasis if density_model is not None else None)
     basis = model.config.basis if model is not None else density_model.backbone.config.basis
@@ -63,6 +63,11 @@ def density_errors(model, frames: list[dict], density_model=None, auxbasis: str 
         if model is not None:
             P_model = closed_shell_rdm1(model.predict(numbers, positions)["fock"], frame["overlap"], n_occ)
             add("wavefunction_eps_rho_percent", density_error_percent(numint.eval_rho(mol, ao, P_model), rho_ref, grids))
+            if one_step and "energy" in frame:
+                result = one_step_energies_from_density_matrix(mol, P_model, xc=xc, grids=grids)
+                per_atom = HARTREE * 1e3 / len(numbers)
+                add("wavefunction_harris_foulkes_error_meV_per_atom", (result.harris_foulkes - float(frame["energy"])) * per_atom)
+                add("wavefunction_kohn_sham_error_meV_per_atom", (result.kohn_sham - float(frame["energy"])) * per_atom)
         if not auxbasis:
             continue
         fit = fit_density(mol, P_ref, auxbasis)

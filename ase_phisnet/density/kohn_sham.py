@@ -1,4 +1,7 @@
-"""One Kohn-Sham step from a density given in an auxiliary basis, and its two energies.
+"""One Kohn-Sham step from a given density, and its two energies.
+
+The density comes either in an auxiliary basis (route 2, :func:`one_step_energies`) or as a
+density matrix in the orbital basis (route 1, :func:`one_step_energies_from_density_matrix`).
 
 From rho~(r) = sum_Q c_Q chi_Q(r): the Coulomb matrix J_mu,nu = sum_Q (mu nu|Q) c_Q, the
 exchange-correlation matrix from rho~ and its gradient on PySCF's DFT grid, F = h + J + V_xc,
@@ -62,6 +65,28 @@ def _xc_matrix(mol, grids, vxc, xctype) -> np.ndarray:
     return V + V.T
 
 
+def _rks(mol, xc: str, grids_level: int, grids=None):
+    """A PySCF RKS object of ``mol`` whose grid is ``grids`` or a new one of ``grids_level``."""
+    from pyscf import dft
+
+    mf = dft.RKS(mol, xc=xc)
+    if grids is None:
+        mf.grids.level = grids_level
+        mf.grids.build()
+    else:
+        mf.grids = grids
+    return mf
+
+
+def _kohn_sham_energy(mf, h: np.ndarray, P: np.ndarray) -> tuple[float, dict]:
+    """The KS energy of the density matrix P and its components (Hartree)."""
+    e_ks = float(mf.energy_tot(dm=P))
+    e_one = float(np.einsum("ij,ji->", h, P))
+    e_coul = 0.5 * float(np.einsum("ij,ji->", mf.get_j(mf.mol, P), P))
+    e_nn = float(mf.mol.energy_nuc())
+    return e_ks, {"one_electron": e_one, "hartree": e_coul, "xc": e_ks - e_one - e_coul - e_nn, "nuclear_repulsion": e_nn}
+
+
 def one_step_energies(mol, auxmol, coeff: np.ndarray, xc: str = "pbe", grids_level: int = 3, eri3c=None, metric=None, grids=None) -> OneStepResult:
     """Harris-Foulkes energy at rho~ and KS energy after one diagonalization (Hartree).
 
@@ -79,16 +104,9 @@ def one_step_energies(mol, auxmol, coeff: np.ndarray, xc: str = "pbe", grids_lev
     grids : pyscf.dft.gen_grid.Grids, optional
         A built DFT grid of ``mol``; by default one of ``grids_level`` is built.
     """
-    from pyscf import dft
-
     from .fitting import three_center
 
-    mf = dft.RKS(mol, xc=xc)
-    if grids is None:
-        mf.grids.level = grids_level
-        mf.grids.build()
-    else:
-        mf.grids = grids
+    mf = _rks(mol, xc, grids_level, grids)
     grids, ni = mf.grids, mf._numint
     coeff = np.asarray(coeff, dtype=float)
     eri3c = three_center(mol, auxmol) if eri3c is None else eri3c
@@ -113,12 +131,38 @@ def one_step_energies(mol, auxmol, coeff: np.ndarray, xc: str = "pbe", grids_lev
     e_nn = float(mol.energy_nuc())
     harris = band - hartree - v_xc_rho + e_xc + e_nn
 
-    e_ks = float(mf.energy_tot(dm=P1))
-    e_one = float(np.einsum("ij,ji->", h, P1))
-    vj = mf.get_j(mol, P1)
-    e_coul = 0.5 * float(np.einsum("ij,ji->", vj, P1))
+    e_ks, ks_parts = _kohn_sham_energy(mf, h, P1)
     components = {
         "harris_foulkes": {"band": band, "hartree": -hartree, "xc_potential": -v_xc_rho, "xc": e_xc, "nuclear_repulsion": e_nn},
-        "kohn_sham": {"one_electron": e_one, "hartree": e_coul, "xc": e_ks - e_one - e_coul - e_nn, "nuclear_repulsion": e_nn},
+        "kohn_sham": ks_parts,
+    }
+    return OneStepResult(harris, e_ks, components, eps, P1)
+
+
+def one_step_energies_from_density_matrix(mol, density_matrix: np.ndarray, xc: str = "pbe", grids_level: int = 3, grids=None) -> OneStepResult:
+    """The same two energies for a density given as a density matrix P0 (Hartree).
+
+    F = h + J[P0] + V_xc[P0] (exact four-centre Coulomb, PySCF's ``get_veff``), one
+    diagonalization, P1 = 2 C_occ C_occ^T; Harris-Foulkes at P0's density::
+
+        E_HF = sum_i f_i eps_i - tr(P0 (J + V_xc)) + 1/2 tr(P0 J) + E_xc[P0] + E_nn
+
+    and the KS energy of P1. Route 1 of the density comparison: P0 from the predicted F~.
+    """
+    mf = _rks(mol, xc, grids_level, grids)
+    P0 = np.asarray(density_matrix, dtype=float)
+    h = mf.get_hcore()
+    veff = mf.get_veff(mol, P0)
+    eps, C = scipy.linalg.eigh(h + veff, mol.intor_symmetric("int1e_ovlp"))
+    n_occ = mol.nelectron // 2
+    P1 = 2.0 * C[:, :n_occ] @ C[:, :n_occ].T
+    band = 2.0 * float(eps[:n_occ].sum())
+    potential = float(np.einsum("ij,ji->", veff, P0))
+    e_nn = float(mol.energy_nuc())
+    harris = band - potential + float(veff.ecoul) + float(veff.exc) + e_nn
+    e_ks, ks_parts = _kohn_sham_energy(mf, h, P1)
+    components = {
+        "harris_foulkes": {"band": band, "potential": -potential, "hartree": float(veff.ecoul), "xc": float(veff.exc), "nuclear_repulsion": e_nn},
+        "kohn_sham": ks_parts,
     }
     return OneStepResult(harris, e_ks, components, eps, P1)

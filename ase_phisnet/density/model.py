@@ -23,7 +23,7 @@ from torch import nn
 
 from ..basis import AOBasis, default_dtype
 from ..model.config import PhiSNetConfig
-from ..model.io import CONFIG, WEIGHTS, ModelFileError, build_model, read_config, read_weights, write_model_folder
+from ..model.io import CONFIG, WEIGHTS, ModelFileError, build_model, read_config, read_weights, resolve_model_dir, shipped_models, write_model_folder
 from ..units import BOHR
 
 FORMAT = "ase_phisnet.density_model/1"
@@ -95,11 +95,20 @@ def save_density_model(model: DensityModel, directory, metadata: dict | None = N
     return write_model_folder(directory, state_dict or model.state_dict(), FORMAT, fields, units, metadata)
 
 
-def load_density_model(path, dtype=torch.float64) -> DensityModel:
-    """Load a density model folder, refusing damaged, mismatched or foreign files."""
-    directory = Path(path)
+def load_density_model(name_or_path, dtype=torch.float64) -> DensityModel:
+    """Load a density model by shipped name (``"water-density-etb"``) or folder.
+
+    Damaged, mismatched or foreign files are refused with :class:`ModelFileError`.
+    """
+    try:
+        directory = resolve_model_dir(name_or_path)
+    except ModelFileError:
+        directory = Path(name_or_path)
     if not (directory / CONFIG).exists() or not (directory / WEIGHTS).exists():
-        raise ModelFileError(f"{directory} is not a density model folder (needs {CONFIG} and {WEIGHTS})")
+        raise ModelFileError(
+            f"{directory} is not a density model folder (needs {CONFIG} and {WEIGHTS}) "
+            f"nor a shipped density model name (shipped: {', '.join(shipped_models(FORMAT)) or 'none'})"
+        )
     config = read_config(directory, fmt=FORMAT, required=("backbone", "auxbasis"), what="an ase_phisnet density model config")
     state = read_weights(directory, config)
     with default_dtype(dtype):

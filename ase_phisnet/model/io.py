@@ -41,9 +41,22 @@ class ModelFileError(ValueError):
     """A model file that is missing, truncated or incompatible with this version."""
 
 
-def shipped_models() -> list[str]:
-    """Names of the models shipped with the package."""
-    return sorted(p.name for p in SHIPPED.glob("*") if (p / CONFIG).exists())
+def shipped_models(fmt: str = FORMAT) -> list[str]:
+    """Names of the models of format ``fmt`` shipped with the package (Hamiltonian models by default).
+
+    Examples
+    --------
+    >>> "water-pbe-def2svp" in shipped_models()
+    True
+    """
+    names = []
+    for folder in sorted(SHIPPED.glob("*")):
+        try:
+            if json.loads((folder / CONFIG).read_text()).get("format") == fmt:
+                names.append(folder.name)
+        except (OSError, ValueError):
+            continue
+    return names
 
 
 def _sha256(path: Path) -> str:
@@ -112,7 +125,7 @@ def resolve_model_dir(name_or_path) -> Path:
         path = path.parent
     if path.is_dir():
         return path
-    if str(name_or_path) in shipped_models():
+    if (SHIPPED / str(name_or_path) / CONFIG).exists() and "/" not in str(name_or_path):
         return SHIPPED / str(name_or_path)
     raise ModelFileError(
         f"no model {str(name_or_path)!r}: not a folder holding {CONFIG} and {WEIGHTS}, "

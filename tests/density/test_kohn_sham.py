@@ -3,6 +3,7 @@ as the fitted density approaches the exact one, and the KS energy is variational
 
 import numpy as np
 import pytest
+import scipy.linalg
 from pyscf import df, dft, gto
 
 from ase_phisnet.density import fit_density
@@ -45,3 +46,27 @@ def test_hartree_term_equals_the_coulomb_energy_of_the_fitted_density(water):
     r = one_step_energies(mol, fit.auxmol, fit.coeff)
     J_aux = fit.auxmol.intor("int2c2e")
     assert -r.components["harris_foulkes"]["hartree"] == pytest.approx(0.5 * fit.coeff @ J_aux @ fit.coeff, rel=1e-12)
+
+
+def test_one_step_from_a_density_matrix_is_exact_at_the_scf_density_and_second_order_off_it(water):
+    from ase_phisnet.density.kohn_sham import one_step_energies_from_density_matrix
+
+    mol, mf = water
+    r = one_step_energies_from_density_matrix(mol, mf.make_rdm1(), grids=mf.grids)
+    assert r.harris_foulkes == pytest.approx(mf.e_tot, abs=1e-8)
+    assert r.kohn_sham == pytest.approx(mf.e_tot, abs=1e-8)
+    assert sum(r.components["harris_foulkes"].values()) == pytest.approx(r.harris_foulkes, abs=1e-10)
+    # a density matrix from a perturbed Fock matrix: both errors shrink quadratically with the
+    # perturbation (Harris-Foulkes is stationary at the SCF density), the KS energy from above
+    S, F = mol.intor_symmetric("int1e_ovlp"), mf.get_fock()
+    rng = np.random.default_rng(0)
+    D = rng.normal(size=F.shape)
+    errors = []
+    for size in (4e-3, 2e-3):
+        C = scipy.linalg.eigh(F + size * (D + D.T), S)[1]
+        P = 2 * C[:, :5] @ C[:, :5].T
+        r = one_step_energies_from_density_matrix(mol, P, grids=mf.grids)
+        assert r.kohn_sham > mf.e_tot
+        errors.append((abs(r.harris_foulkes - mf.e_tot), r.kohn_sham - mf.e_tot))
+    for big, small in zip(*errors):
+        assert 3.0 < big / small < 5.0

@@ -62,7 +62,7 @@ def test_a_short_training_run_lowers_the_metric_loss(tmp_path):
     from tests.conftest import WATER_H5
 
     config = DensityTrainingConfig(
-        name="t", dataset=str(WATER_H5), steps=60, batch_size=8, lr=1e-2, val_every=30,
+        name="t", dataset=str(WATER_H5), solver="adam", steps=60, batch_size=8, lr=1e-2, val_every=30,
         max_train_frames=16, max_val_frames=8, output=str(tmp_path / "run"),
     )
     best = train_density(config, progress=False)
@@ -70,6 +70,49 @@ def test_a_short_training_run_lowers_the_metric_loss(tmp_path):
     losses = [float(r.split(",")[4]) for r in rows]
     assert len(losses) == 2 and losses[1] < losses[0]
     assert load_density_model(best).metadata["training"]["step"] == 60
+
+
+def test_head_jacobian_reproduces_the_heads(density_model):
+    from ase_phisnet.density.training import DensityFrames, head_jacobian, head_weights
+    from ase_phisnet.training.data import load_frames
+    from tests.conftest import WATER_H5
+
+    frames, _ = load_frames(WATER_H5)
+    (item,) = DensityFrames(density_model, frames[:1], progress=False).items
+    w = torch.cat([p.detach().flatten() for _, _, p in head_weights(density_model)])
+    raw = torch.cat([density_model.heads[str(z)](item["features"][a]) for a, z in enumerate(item["numbers"])])
+    assert torch.allclose(head_jacobian(density_model, item) @ w, raw, atol=1e-12)
+
+
+def test_ridge_solver_finds_the_minimum_of_the_metric_loss(tmp_path):
+    from ase_phisnet.cli.evaluate import select_split
+    from ase_phisnet.density.training import (
+        DensityFrames, DensityTrainingConfig, metric_losses, normal_equations, set_head_weights, train_density,
+    )
+    from ase_phisnet.training.data import load_frames
+    from tests.conftest import WATER_H5
+
+    config = DensityTrainingConfig(name="t", dataset=str(WATER_H5), ridge=[0.0, 1e-6], max_train_frames=24, max_val_frames=8, output=str(tmp_path / "run"))
+    train_density(config, progress=False)
+    rows = [r.split(",") for r in (tmp_path / "run" / "metrics.csv").read_text().splitlines()[1:]]
+    assert [float(r[2]) for r in rows] == [0.0, 1e-6]
+    # the unregularised solution: the gradient of the summed training loss vanishes there
+    model = DensityModel(ase_phisnet.load_model("water-pbe-def2svp", dtype=torch.float64), "def2-universal-jfit").double()
+    frames, _ = load_frames(WATER_H5)
+    data = DensityFrames(model, select_split(model.backbone, frames, "train")[:24], progress=False)
+    params = [p for p in model.heads.parameters()]
+    before = torch.autograd.grad(metric_losses(model, data, range(len(data))).sum(), params)
+    A, b = normal_equations(model, data)
+    set_head_weights(model, torch.linalg.solve(A, b))
+    loss = metric_losses(model, data, range(len(data))).sum()
+    after = torch.autograd.grad(loss, params)
+    norm = lambda g: float(torch.sqrt(sum((x**2).sum() for x in g)))  # noqa: E731
+    assert norm(after) < 1e-6 * norm(before)
+    # train_density solved the same problem and recorded its training loss
+    assert float(loss.detach()) / len(data) == pytest.approx(float(rows[0][3]), rel=1e-6)
+    with torch.no_grad():
+        untrained = metric_losses(DensityModel(model.backbone, "def2-universal-jfit").double(), data, range(len(data))).mean()
+    assert float(rows[0][3]) < 0.2 * float(untrained)
 
 
 def test_cli_evaluates_both_routes_and_writes_a_cube(tmp_path):
@@ -91,7 +134,7 @@ def test_cli_evaluates_both_routes_and_writes_a_cube(tmp_path):
     assert out.returncode == 0, out.stderr
     result = json.loads((tmp_path / "d.json").read_text())
     assert result["n_frames"] == 2 and "route 2: atom-centred model" in out.stdout
-    assert result["wavefunction_eps_rho_percent"] < 0.5  # the shipped model's density
+    assert result["wavefunction_eps_rho_percent"] < 0.5  # route 1: the backbone (the shipped model) in the file
     assert 1.0 < result["density_fit_eps_rho_percent"] < 2.5  # def2-universal-jfit's own floor
     assert result["fit_kohn_sham_mae_meV_per_atom"] < 0.1
     write(tmp_path / "w.xyz", molecule("H2O"))
