@@ -39,5 +39,6 @@ def test_first_test_frames_reproduce_the_recorded_per_frame_values(shipped):
     frames, _ = load_frames(WATER_H5)
     test = select_split(shipped, frames, "test")[:3]
     result = density_errors(shipped.backbone, test, shipped, progress=False)
+    # atol: summation order differs with the thread count (~1e-9 meV/atom seen between 1 and 2 threads)
     for key, values in result["per_frame"].items():
-        assert np.allclose(values, report["per_frame"][key][:3], rtol=1e-6, atol=1e-9), key
+        assert np.allclose(values, report["per_frame"][key][:3], rtol=1e-6, atol=1e-6), key
