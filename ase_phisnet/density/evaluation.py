@@ -60,14 +60,18 @@ def density_errors(model, frames: list[dict], density_model=None, auxbasis: str 
         P_ref = closed_shell_rdm1(frame["fock"], frame["overlap"], n_occ)
         ao = numint.eval_ao(mol, grids.coords)
         rho_ref = numint.eval_rho(mol, ao, P_ref)
+        one_step_here = one_step and "energy" in frame
+        per_atom = HARTREE * 1e3 / len(numbers)
+
+        def add_one_step(route, step):
+            add(f"{route}_harris_foulkes_error_meV_per_atom", (step.harris_foulkes - float(frame["energy"])) * per_atom)
+            add(f"{route}_kohn_sham_error_meV_per_atom", (step.kohn_sham - float(frame["energy"])) * per_atom)
+
         if model is not None:
             P_model = closed_shell_rdm1(model.predict(numbers, positions)["fock"], frame["overlap"], n_occ)
             add("wavefunction_eps_rho_percent", density_error_percent(numint.eval_rho(mol, ao, P_model), rho_ref, grids))
-            if one_step and "energy" in frame:
-                result = one_step_energies_from_density_matrix(mol, P_model, xc=xc, grids=grids)
-                per_atom = HARTREE * 1e3 / len(numbers)
-                add("wavefunction_harris_foulkes_error_meV_per_atom", (result.harris_foulkes - float(frame["energy"])) * per_atom)
-                add("wavefunction_kohn_sham_error_meV_per_atom", (result.kohn_sham - float(frame["energy"])) * per_atom)
+            if one_step_here:
+                add_one_step("wavefunction", one_step_energies_from_density_matrix(mol, P_model, xc=xc, grids=grids))
         if not auxbasis:
             continue
         fit = fit_density(mol, P_ref, auxbasis)
@@ -78,11 +82,8 @@ def density_errors(model, frames: list[dict], density_model=None, auxbasis: str 
         for route, coeff in routes.items():
             name = "density_fit" if route == "fit" else "density_model"
             add(f"{name}_eps_rho_percent", density_error_percent(aux_ao @ coeff, rho_ref, grids))
-            if one_step and "energy" in frame:
-                result = one_step_energies(mol, fit.auxmol, coeff, xc=xc, eri3c=fit.eri3c, metric=fit.metric, grids=grids)
-                per_atom = HARTREE * 1e3 / len(numbers)
-                add(f"{route}_harris_foulkes_error_meV_per_atom", (result.harris_foulkes - float(frame["energy"])) * per_atom)
-                add(f"{route}_kohn_sham_error_meV_per_atom", (result.kohn_sham - float(frame["energy"])) * per_atom)
+            if one_step_here:
+                add_one_step(route, one_step_energies(mol, fit.auxmol, coeff, xc=xc, eri3c=fit.eri3c, metric=fit.metric, grids=grids))
     result = {"n_frames": len(frames), "auxbasis": auxbasis}
     for key, values in rows.items():
         if key.endswith("error_meV_per_atom"):

@@ -152,6 +152,11 @@ def head_weights(model) -> list[tuple[str, str, torch.nn.Parameter]]:
     return [(z, name, p) for z in sorted(model.heads.keys(), key=int) for name, p in model.heads[z].named_parameters()]
 
 
+def n_head_weights(model) -> int:
+    """How many weights the heads have (the length of the flattened w)."""
+    return sum(p.numel() for _, _, p in head_weights(model))
+
+
 def head_jacobian(model, item) -> torch.Tensor:
     """d c / d w of one prepared frame, shape (n_aux, n_w).
 
@@ -165,7 +170,7 @@ def head_jacobian(model, item) -> torch.Tensor:
     sizes = [model.heads[z].irreps_out.dim for z in numbers]
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
     weights = head_weights(model)
-    J = torch.zeros(int(starts[-1]), sum(p.numel() for _, _, p in weights), dtype=item["features"].dtype)
+    J = torch.zeros(int(starts[-1]), n_head_weights(model), dtype=item["features"].dtype)
     col = 0
     for z, name, p in weights:
         atoms = [a for a, n in enumerate(numbers) if n == z]
@@ -180,15 +185,15 @@ def head_jacobian(model, item) -> torch.Tensor:
     return J
 
 
-def normal_equations(model, data: DensityFrames) -> tuple[torch.Tensor, torch.Tensor]:
+def normal_equations(model, data: DensityFrames, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """A, b of the summed metric loss, sum_f (c_f(w) - c_ref)^T S (c_f(w) - c_ref) = w^T A w - 2 b^T w + const.
 
     With the count shift, c_f(w) = Q J w + N n / (n.n) and Q = 1 - n n^T / (n.n).
     """
-    n_w = sum(p.numel() for _, _, p in head_weights(model))
+    n_w = n_head_weights(model)
     A = torch.zeros(n_w, n_w, dtype=torch.float64)
     b = torch.zeros(n_w, dtype=torch.float64)
-    for item in data.items:
+    for item in tqdm(data.items, desc="normal equations", disable=not progress, unit="frame"):
         n = model.norms(item["numbers"]).double()
         QJ = head_jacobian(model, item).double()
         QJ = QJ - torch.outer(n, (n @ QJ) / (n @ n))
@@ -230,7 +235,7 @@ def train_density(config: DensityTrainingConfig, progress: bool = True, device: 
         model.heads.load_state_dict(start.heads.state_dict())
     for p in model.backbone.parameters():
         p.requires_grad_(False)
-    n_w = sum(p.numel() for _, _, p in head_weights(model))
+    n_w = n_head_weights(model)
     if config.solver == "ridge" and n_w > MAX_RIDGE_WEIGHTS:
         raise ValueError(f"the heads have {n_w} weights, too many for the normal equations (at most {MAX_RIDGE_WEIGHTS}); use solver: adam")
     frames, meta = load_frames(config.dataset)
@@ -282,9 +287,7 @@ class _Run:
 
 def _solve_ridge(model, config, train: DensityFrames, val: DensityFrames, run: _Run, progress: bool) -> None:
     """Exact minimum of the training loss plus ridge * mean(diag A) * |w|^2, for each ridge value."""
-    with tqdm(total=1, desc="normal equations", disable=not progress) as bar:
-        A, b = normal_equations(model, train)
-        bar.update()
+    A, b = normal_equations(model, train, progress)
     scale = float(A.diagonal().mean())
     eye = torch.eye(A.shape[0], dtype=A.dtype)
     for ridge in tqdm(config.ridge, desc="ridge", disable=not progress):
