@@ -112,7 +112,7 @@ class MatrixHead(nn.Module):
     def forward(self, graph: MolecularGraph, x, sh, rbf) -> torch.Tensor:
         """The symmetric matrix of every molecule, ``(B, n, n)``, zero-padded, irreps order."""
         B, n = graph.num_molecules, graph.max_ao
-        numbers, i, j = graph.numbers, graph.src, graph.dst
+        i, j = graph.src, graph.dst
         n_pp = self.pair_tp.weight_numel
         weights = self.pair_radial(rbf)
         f_pair = torch.cat(
@@ -125,32 +125,16 @@ class MatrixHead(nn.Module):
         f_diag = torch.cat([self.diag_tp(self.diag_a(x), self.diag_b(x)), x], dim=-1)
 
         values, indices = [], []
-        atom_base = graph.batch * (n * n)
-        for zi in self.basis.elements:
-            on_i = numbers == zi
-            if not bool(on_i.any()):
-                continue
-            atoms = torch.nonzero(on_i, as_tuple=True)[0]
-            ref = getattr(self, f"reference_{zi}")
-            blocks = torch.einsum("pk,kmn->pmn", self.diag_linear[pair_key(zi)](f_diag[atoms]), getattr(self, f"expansion_{pair_key(zi)}"))
-            values.append(blocks + 0.5 * ref)
-            indices.append(self._block_index(atom_base[atoms], graph.ao_offset[atoms], graph.ao_offset[atoms], ref.shape[0], ref.shape[1], n))
-            for zj in self.basis.elements:
-                sel = torch.nonzero(on_i[i] & (numbers[j] == zj), as_tuple=True)[0]
-                if sel.numel() == 0:
-                    continue
-                expansion = getattr(self, f"expansion_{pair_key(zi, zj)}")
-                blocks = torch.einsum("pk,kmn->pmn", self.off_linear[pair_key(zi, zj)](f_pair[sel]), expansion)
-                values.append(blocks)
-                ii, jj = i[sel], j[sel]
-                indices.append(self._block_index(atom_base[ii], graph.ao_offset[ii], graph.ao_offset[jj], expansion.shape[1], expansion.shape[2], n))
+        for block in graph.block_layout(self.basis):
+            if block.one_centre:
+                ref = getattr(self, f"reference_{block.zi}")
+                f = self.diag_linear[pair_key(block.zi)](f_diag[block.rows])
+                values.append(torch.einsum("pk,kmn->pmn", f, getattr(self, f"expansion_{pair_key(block.zi)}")) + 0.5 * ref)
+            else:
+                f = self.off_linear[pair_key(block.zi, block.zj)](f_pair[block.rows])
+                values.append(torch.einsum("pk,kmn->pmn", f, getattr(self, f"expansion_{pair_key(block.zi, block.zj)}")))
+            indices.append(block.index)
         flat = torch.cat([v.reshape(-1) for v in values])
         index = torch.cat([k.reshape(-1) for k in indices])
         M = torch.zeros(B * n * n, dtype=flat.dtype, device=flat.device).index_put((index,), flat).view(B, n, n)
         return M + M.transpose(-1, -2)
-
-    @staticmethod
-    def _block_index(base, row0, col0, n_rows: int, n_cols: int, n: int) -> torch.Tensor:
-        rows = row0[:, None, None] + torch.arange(n_rows, device=base.device)[None, :, None]
-        cols = col0[:, None, None] + torch.arange(n_cols, device=base.device)[None, None, :]
-        return base[:, None, None] + rows * n + cols

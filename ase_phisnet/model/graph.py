@@ -8,7 +8,7 @@ heads need to place the blocks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -43,6 +43,7 @@ class MolecularGraph:
     dst: torch.Tensor
     ao_offset: torch.Tensor
     n_ao: torch.Tensor
+    _layouts: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def num_molecules(self) -> int:
@@ -50,12 +51,77 @@ class MolecularGraph:
 
     @property
     def max_ao(self) -> int:
-        return int(self.n_ao.max())
+        if "max_ao" not in self._layouts:
+            self._layouts["max_ao"] = int(self.n_ao.max())
+        return self._layouts["max_ao"]
 
     def to(self, device=None, dtype=None) -> "MolecularGraph":
         pos = self.positions.to(device=device, dtype=dtype or self.positions.dtype)
         ints = {k: getattr(self, k).to(device) for k in ("numbers", "batch", "src", "dst", "ao_offset", "n_ao")}
         return MolecularGraph(positions=pos, **ints)
+
+    def block_layout(self, basis: AOBasis) -> list["BlockLayout"]:
+        """Where every AO block of this graph goes: computed once per graph and kept.
+
+        The matrix heads read it, so that their forward pass has no data-dependent control
+        flow (which also lets :mod:`ase_phisnet.model.compiled` trace it once per molecule).
+        """
+        key = ("blocks", id(basis))
+        if key not in self._layouts:
+            self._layouts[key] = _block_layout(self, basis)
+        return self._layouts[key]
+
+
+@dataclass(frozen=True)
+class BlockLayout:
+    """One kind of AO block: an element's one-centre blocks or an element pair's two-centre ones.
+
+    Attributes
+    ----------
+    zi, zj : int
+        Elements of the row and column atom (equal for one-centre blocks).
+    one_centre : bool
+        Diagonal blocks ``(i, i)``, one per atom of element ``zi``.
+    rows : (P,) long tensor
+        Atoms (one-centre) or pairs (two-centre) whose features make these blocks.
+    index : (P, n_i, n_j) long tensor
+        Flat position of every block entry in the ``(B, n, n)`` output.
+    """
+
+    zi: int
+    zj: int
+    one_centre: bool
+    rows: torch.Tensor
+    index: torch.Tensor
+
+
+def _block_index(base, row0, col0, n_rows: int, n_cols: int, n: int) -> torch.Tensor:
+    rows = row0[:, None, None] + torch.arange(n_rows, device=base.device)[None, :, None]
+    cols = col0[:, None, None] + torch.arange(n_cols, device=base.device)[None, None, :]
+    return base[:, None, None] + rows * n + cols
+
+
+def _block_layout(graph: MolecularGraph, basis: AOBasis) -> list[BlockLayout]:
+    n = graph.max_ao
+    numbers, i, j = graph.numbers, graph.src, graph.dst
+    atom_base = graph.batch * (n * n)
+    layout = []
+    for zi in basis.elements:
+        on_i = numbers == zi
+        if not bool(on_i.any()):
+            continue
+        atoms = torch.nonzero(on_i, as_tuple=True)[0]
+        n_i = basis.n_ao_element(zi)
+        index = _block_index(atom_base[atoms], graph.ao_offset[atoms], graph.ao_offset[atoms], n_i, n_i, n)
+        layout.append(BlockLayout(zi, zi, True, atoms, index))
+        for zj in basis.elements:
+            sel = torch.nonzero(on_i[i] & (numbers[j] == zj), as_tuple=True)[0]
+            if sel.numel() == 0:
+                continue
+            ii, jj = i[sel], j[sel]
+            index = _block_index(atom_base[ii], graph.ao_offset[ii], graph.ao_offset[jj], n_i, basis.n_ao_element(zj), n)
+            layout.append(BlockLayout(zi, zj, False, sel, index))
+    return layout
 
 
 def build_graph(basis: AOBasis, numbers_list, positions_list, cutoff: float) -> MolecularGraph:
