@@ -43,7 +43,7 @@ class MolecularGraph:
     dst: torch.Tensor
     ao_offset: torch.Tensor
     n_ao: torch.Tensor
-    _layouts: dict = field(default_factory=dict, repr=False, compare=False)
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def num_molecules(self) -> int:
@@ -51,9 +51,9 @@ class MolecularGraph:
 
     @property
     def max_ao(self) -> int:
-        if "max_ao" not in self._layouts:
-            self._layouts["max_ao"] = int(self.n_ao.max())
-        return self._layouts["max_ao"]
+        if "max_ao" not in self._cache:
+            self._cache["max_ao"] = int(self.n_ao.max())
+        return self._cache["max_ao"]
 
     def to(self, device=None, dtype=None) -> "MolecularGraph":
         pos = self.positions.to(device=device, dtype=dtype or self.positions.dtype)
@@ -64,12 +64,13 @@ class MolecularGraph:
         """Where every AO block of this graph goes: computed once per graph and kept.
 
         The matrix heads read it, so that their forward pass has no data-dependent control
-        flow (which also lets :mod:`ase_phisnet.model.compiled` trace it once per molecule).
+        flow (``nonzero``, ``any``) and a graph reused across steps does the bookkeeping once.
+        The layout depends on the basis only through its elements and their AO counts.
         """
-        key = ("blocks", id(basis))
-        if key not in self._layouts:
-            self._layouts[key] = _block_layout(self, basis)
-        return self._layouts[key]
+        key = ("blocks", basis.elements, tuple(basis.n_ao_element(z) for z in basis.elements))
+        if key not in self._cache:
+            self._cache[key] = _block_layout(self, basis)
+        return self._cache[key]
 
 
 @dataclass(frozen=True)
