@@ -36,12 +36,27 @@ def generalized_eigh(F: torch.Tensor, S: torch.Tensor) -> tuple[torch.Tensor, to
     Returns ascending ``eps`` (..., n) and S-orthonormal ``C`` (..., n, n), via the Cholesky
     factor ``S = L L^T``: ``L^-1 F L^-T`` is diagonalised, ``C = L^-T C'``.
     """
+    L, F_orth = _cholesky_orthogonalized(F, S)
+    eps, C_orth = torch.linalg.eigh(F_orth)
+    C = torch.linalg.solve_triangular(L.transpose(-1, -2), C_orth, upper=True)
+    return eps, C
+
+
+def _cholesky_orthogonalized(F: torch.Tensor, S: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(L, sym(L^-1 F L^-T))`` with ``S = L L^T``."""
     L = torch.linalg.cholesky(S)
     Linv_F = torch.linalg.solve_triangular(L, F, upper=False)
     F_orth = torch.linalg.solve_triangular(L, Linv_F.transpose(-1, -2), upper=False)
-    eps, C_orth = torch.linalg.eigh(0.5 * (F_orth + F_orth.transpose(-1, -2)))
-    C = torch.linalg.solve_triangular(L.transpose(-1, -2), C_orth, upper=True)
-    return eps, C
+    return L, 0.5 * (F_orth + F_orth.transpose(-1, -2))
+
+
+def orbital_energies(F: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
+    """Ascending eigenvalues of ``F C = S C eps`` (Hartree), differentiable.
+
+    Only the eigenvalues are returned, so the backward (``dE/dF = C diag(g) C^T``) needs no
+    eigenvalue gaps and stays finite at degeneracies.
+    """
+    return torch.linalg.eigvalsh(_cholesky_orthogonalized(F, S)[1])
 
 
 def _sym(M: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,9 @@ matrices, switched on at step ``energy_forces_from`` of the run, once the matrix
 
 They need the ``fock`` and ``hcore`` heads; the ``hcore`` matrix target is the stored core
 Hamiltonian shifted to make the energy expression exact (:func:`.energy_forces.effective_core_target`).
+``orbital_energies`` (Hartree) adds the occupied eigenvalues of ``F~ C = S C eps`` against the
+reference's: the energy expression is unchanged when F~ gains ``c S`` and H~core loses it, so
+without this term (or a heavy ``fock`` weight) E/F training can shift every orbital energy.
 
 Relative paths are taken from the working directory.
 """
@@ -44,8 +47,8 @@ import yaml
 
 #: Matrix targets a head can be trained on.
 MATRIX_TARGETS = ("fock", "overlap", "hcore")
-#: Energy (Hartree) and force (Hartree/Bohr) terms of the loss.
-ENERGY_FORCE_TERMS = ("energy", "forces")
+#: Energy (Hartree), force (Hartree/Bohr) and occupied orbital-energy (Hartree) terms of the loss.
+ENERGY_FORCE_TERMS = ("energy", "forces", "orbital_energies")
 
 
 @dataclass
@@ -54,10 +57,13 @@ class OptimizerConfig:
 
     ``lr`` is halved (``plateau_factor``) when the validation loss has not improved for
     ``plateau_patience`` validations, down to ``min_lr``; gradients are clipped to norm
-    ``clip_grad``.
+    ``clip_grad``. ``warmup_steps`` ramps the rate linearly from ``lr / warmup_steps`` to ``lr``
+    over the first steps of a run: a run that starts from trained weights (``init_from``) with
+    a fresh optimizer state otherwise moves every weight by ``lr`` at once in its first steps.
     """
 
     lr: float = 1e-3
+    warmup_steps: int = 0
     amsgrad: bool = True
     ema_decay: float = 0.999
     clip_grad: float = 1.0
@@ -129,6 +135,8 @@ class TrainConfig:
             raise ValueError("energy/force loss terms need the 'fock' and 'hcore' heads: give both a weight in loss")
         if self.trainable is not None and (not isinstance(self.trainable, list) or not all(isinstance(t, str) and t for t in self.trainable)):
             raise ValueError(f"trainable must be a list of parameter-name prefixes (e.g. [heads.hcore]), got {self.trainable!r}")
+        if int(self.optimizer.warmup_steps) < 0:
+            raise ValueError(f"optimizer.warmup_steps must be a step count >= 0, got {self.optimizer.warmup_steps!r}")
         if int(self.energy_forces_from) < 0:
             raise ValueError(f"energy_forces_from must be a step number >= 0, got {self.energy_forces_from!r}")
         for name in ("batch_size", "max_steps", "val_every"):

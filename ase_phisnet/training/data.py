@@ -68,6 +68,8 @@ class MatrixData:
         Reference total energies, Hartree.
     forces : list of (natm, 3) float64 tensors
         Reference forces, Hartree/Bohr.
+    occupied_eps : list of (n_occ,) float64 tensors
+        Reference occupied orbital energies (Hartree) from the stored Fock and overlap.
     """
 
     def __init__(self, frames: list[dict], basis: AOBasis, targets=("fock",), charge: int = 0, core_baseline: bool = False):
@@ -86,6 +88,7 @@ class MatrixData:
         self.matrices = {t: [torch.as_tensor(basis.to_irreps_order(target(f, t), z)) for f, z in zip(frames, self.numbers)] for t in self.targets}
         self.energies = torch.tensor([float(f["energy"]) for f in frames], dtype=torch.float64) if frames and "energy" in frames[0] else None
         self.forces = [torch.as_tensor(np.array(f["forces"], dtype=np.float64)) for f in frames] if frames and "forces" in frames[0] else None
+        self.occupied_eps = [torch.as_tensor(_occupied_eps(f, charge)) for f in frames] if frames and "fock" in frames[0] else None
         self.frames = frames
 
     def __len__(self) -> int:
@@ -126,6 +129,13 @@ class MatrixData:
                     counts[zz] = counts.get(zz, 0) + 1
             refs[t] = {int(zz): _invariant_part(sums[zz] / counts[zz], self.basis.shell_ls[zz]) for zz in sums}
         return refs
+
+
+def _occupied_eps(frame: dict, charge: int) -> np.ndarray:
+    from scipy.linalg import eigh
+
+    n_occ = (int(np.sum(frame["numbers"])) - int(charge)) // 2
+    return eigh(np.asarray(frame["fock"], dtype=np.float64), np.asarray(frame["overlap"], dtype=np.float64), eigvals_only=True)[:n_occ]
 
 
 def _invariant_part(block: np.ndarray, shells) -> np.ndarray:

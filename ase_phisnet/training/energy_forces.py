@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..electronic import ExactCoreHamiltonian, ExactOverlap, nuclear_repulsion, phisnet_energy
+from ..electronic import ExactCoreHamiltonian, ExactOverlap, nuclear_repulsion, orbital_energies, phisnet_energy
 from ..electronic.properties import closed_shell_rdm1
 from ..molecule import build_mol
 from ..units import BOHR
@@ -77,17 +77,18 @@ class EnergyForceTerms:
     def overlap(self, numbers) -> ExactOverlap:
         return self.integrals(numbers)[0]
 
-    def __call__(self, model, numbers_list, positions_list, create_graph: bool = True):
+    def __call__(self, model, numbers_list, positions_list, create_graph: bool = True, return_orbital_energies: bool = False):
         """``(energies (B,), forces list of (natm, 3), outputs)`` for molecules in Bohr.
 
         ``outputs`` are the model's padded irreps-order matrices, so the matrix loss can use
-        the same forward pass.
+        the same forward pass. With ``return_orbital_energies`` a fourth item follows: the
+        occupied orbital energies (Hartree) of each molecule, float64, differentiable.
         """
         param = next(model.parameters())
         R = [torch.as_tensor(p, dtype=param.dtype, device=param.device).detach().requires_grad_(True) for p in positions_list]
         out = model(model.graph(numbers_list, R))
         basis = model.basis
-        energies = []
+        energies, occupied = [], []
         for b, (z, r) in enumerate(zip(numbers_list, R)):
             n = basis.n_ao(z)
             F = basis.to_pyscf_order(out["fock"][b, :n, :n], z).double()
@@ -100,21 +101,29 @@ class EnergyForceTerms:
             n_occ = (int(np.sum(z)) - self.charge) // 2
             E, _ = phisnet_energy(F, H, S, n_occ, nuclear_repulsion(torch.tensor(np.asarray(z), device=r.device), r64))
             energies.append(E)
+            if return_orbital_energies:
+                occupied.append(orbital_energies(F, S)[:n_occ])
         energies = torch.stack(energies)
-        grads = torch.autograd.grad(energies.sum(), R, create_graph=create_graph)
+        grads = torch.autograd.grad(energies.sum(), R, create_graph=create_graph, retain_graph=return_orbital_energies or create_graph)
         forces = [-g.double() for g in grads]
-        return energies, forces, out
+        return (energies, forces, out, occupied) if return_orbital_energies else (energies, forces, out)
 
 
-def energy_force_loss(energies, forces, ref_energies, ref_forces, weights: dict) -> tuple[torch.Tensor, dict]:
+def energy_force_loss(energies, forces, ref_energies, ref_forces, weights: dict, occupied=None, ref_occupied=None) -> tuple[torch.Tensor, dict]:
     """``w_E (MSE + MAE)`` on energies (Hartree) plus ``w_F (MSE + MAE)`` on force components
-    (Hartree/Bohr); the parts are reported as MAEs."""
+    (Hartree/Bohr), plus ``w_eps (MSE + MAE)`` on occupied orbital energies (Hartree) when
+    ``occupied`` and ``ref_occupied`` (lists of 1-D tensors) are given; the parts are reported
+    as MAEs."""
     dE = energies - ref_energies
     dF = torch.cat([(f - g).reshape(-1) for f, g in zip(forces, ref_forces)])
     total = 0.0
     parts = {"energy_mae": dE.abs().mean().detach(), "forces_mae": dF.abs().mean().detach()}
-    if weights.get("energy", 0):
-        total = total + float(weights["energy"]) * ((dE**2).mean() + dE.abs().mean())
-    if weights.get("forces", 0):
-        total = total + float(weights["forces"]) * ((dF**2).mean() + dF.abs().mean())
+    deltas = {"energy": dE, "forces": dF}
+    if occupied is not None:
+        deps = torch.cat([(e - r).reshape(-1) for e, r in zip(occupied, ref_occupied)])
+        parts["orbital_energies_mae"] = deps.abs().mean().detach()
+        deltas["orbital_energies"] = deps
+    for term, delta in deltas.items():
+        if weights.get(term, 0):
+            total = total + float(weights[term]) * ((delta**2).mean() + delta.abs().mean())
     return total, parts

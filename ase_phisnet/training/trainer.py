@@ -216,6 +216,14 @@ class Trainer:
             for e, p in zip(self.ema.parameters(), self.model.parameters()):
                 e.mul_(decay).add_(p.detach(), alpha=1 - decay)
 
+    def _warm_up(self):
+        """Linear learning-rate ramp over ``optimizer.warmup_steps`` (step-based, so a resumed
+        run picks it up where it stopped); the plateau schedule takes over afterwards."""
+        n = self.config.optimizer.warmup_steps
+        if self.step < n:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.config.optimizer.lr * (self.step + 1) / n
+
     def _check_trainable(self):
         names = [n for n, _ in self.model.named_parameters()]
         unmatched = [pre for pre in self.config.trainable or [] if not any(n.startswith(pre) for n in names)]
@@ -241,13 +249,16 @@ class Trainer:
         data = self.sets["val"]
         weights = self.config.matrix_weights
         sums = {f"{t}_mae": 0.0 for t in weights}
-        ef_sums = {"energy_mae": 0.0, "forces_mae": 0.0}
+        ef_sums = {"energy_mae": 0.0, "forces_mae": 0.0, "orbital_energies_mae": 0.0}
         loss_sum, count = 0.0, 0
         for start in range(0, len(data), 64):
             idx = list(range(start, min(start + 64, len(data))))
             if self.ef is not None:
-                E, F, pred = self.ef(model, [data.numbers[i] for i in idx], [data.positions[i] for i in idx], create_graph=False)
-                ef_loss, ef_parts = energy_force_loss(E.detach(), [f.detach() for f in F], data.energies[idx], [data.forces[i] for i in idx], self.config.energy_force_weights)
+                E, F, pred, eps = self.ef(model, [data.numbers[i] for i in idx], [data.positions[i] for i in idx], create_graph=False, return_orbital_energies=True)
+                ef_loss, ef_parts = energy_force_loss(
+                    E.detach(), [f.detach() for f in F], data.energies[idx], [data.forces[i] for i in idx], self.config.energy_force_weights,
+                    [e.detach() for e in eps], [data.occupied_eps[i] for i in idx],
+                )
                 for k in ef_sums:
                     ef_sums[k] += float(ef_parts[k]) * len(idx)
                 pred = {k: v.detach() for k, v in pred.items()}
@@ -267,6 +278,7 @@ class Trainer:
         if self.ef is not None:
             out["val_energy_mae_meV"] = ef_sums["energy_mae"] / count * HARTREE * 1e3
             out["val_forces_mae_meV_per_A"] = ef_sums["forces_mae"] / count * HARTREE_PER_BOHR * 1e3
+            out["val_eps_mae_uEh"] = ef_sums["orbital_energies_mae"] / count * HARTREE_TO_MICRO
         return out
 
     def fit(self) -> dict:
@@ -291,10 +303,14 @@ class Trainer:
             self.model.train()
             self._set_trainable()
             if self.energy_forces_active():
-                E, F, pred = self.ef(self.model, [train.numbers[i] for i in idx], [train.positions[i] for i in idx])
+                with_eps = "orbital_energies" in cfg.energy_force_weights
+                E, F, pred, *eps = self.ef(self.model, [train.numbers[i] for i in idx], [train.positions[i] for i in idx], return_orbital_energies=with_eps)
                 _, targets, mask = train.batch(idx, self.model)
                 loss, parts = matrix_loss(pred, targets, mask, cfg.matrix_weights)
-                ef_loss, _ = energy_force_loss(E, F, train.energies[idx], [train.forces[i] for i in idx], cfg.energy_force_weights)
+                ef_loss, _ = energy_force_loss(
+                    E, F, train.energies[idx], [train.forces[i] for i in idx], cfg.energy_force_weights,
+                    *((eps[0], [train.occupied_eps[i] for i in idx]) if with_eps else ()),
+                )
                 loss = loss + ef_loss
             else:
                 graph, targets, mask = train.batch(idx, self.model)
@@ -304,6 +320,7 @@ class Trainer:
                     f"loss is {float(loss.detach())} at step {self.step + 1}; stopped. The last good checkpoint "
                     f"({self.out / 'checkpoint.safetensors'}) is intact: resume with a lower learning rate"
                 )
+            self._warm_up()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optimizer.clip_grad)

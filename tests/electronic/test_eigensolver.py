@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ase_phisnet.electronic import closed_shell_density, generalized_eigh
+from ase_phisnet.electronic import closed_shell_density, generalized_eigh, orbital_energies
 
 
 def random_problem(n=7, seed=0):
@@ -29,6 +29,26 @@ def test_generalized_eigh_matches_scipy():
     ref = scipy.linalg.eigh(F.numpy(), S.numpy(), eigvals_only=True)
     assert np.allclose(eps.numpy(), ref, atol=1e-12)
     assert torch.allclose(C.T @ S @ C, torch.eye(7, dtype=torch.float64), atol=1e-12)
+
+
+def test_orbital_energies_match_scipy_and_finite_differences():
+    import scipy.linalg
+
+    F, S, G = random_problem()
+    assert np.allclose(orbital_energies(F, S).numpy(), scipy.linalg.eigh(F.numpy(), S.numpy(), eigvals_only=True), atol=1e-12)
+    F.requires_grad_(), S.requires_grad_()
+    weights = torch.linspace(1.0, 2.0, 3, dtype=torch.float64)
+
+    def occupied_sum(F, S):
+        return (orbital_energies(F, S)[:3] * weights).sum()
+
+    dF, dS = torch.autograd.grad(occupied_sum(F, S), (F, S))
+    h = 1e-6
+    with torch.no_grad():
+        fd_F = (occupied_sum(F + h * G, S) - occupied_sum(F - h * G, S)) / (2 * h)
+        fd_S = (occupied_sum(F, S + h * G) - occupied_sum(F, S - h * G)) / (2 * h)
+    assert abs(float((dF * G).sum()) - float(fd_F)) < 1e-7
+    assert abs(float((dS * G).sum()) - float(fd_S)) < 1e-7
 
 
 def test_gradient_matches_finite_differences():

@@ -10,11 +10,12 @@ import yaml
 from pyscf import scf
 
 from ase_phisnet import load_model
+from ase_phisnet.evaluation import orbital_metrics
 from ase_phisnet.electronic import nuclear_repulsion
 from ase_phisnet.molecule import build_mol
 from ase_phisnet.training import TrainConfig, Trainer
-from ase_phisnet.training.data import load_frames
-from ase_phisnet.training.energy_forces import EnergyForceTerms, effective_core_target
+from ase_phisnet.training.data import MatrixData, load_frames
+from ase_phisnet.training.energy_forces import EnergyForceTerms, effective_core_target, energy_force_loss
 from ase_phisnet.units import BOHR
 
 from ..conftest import WATER_H5
@@ -108,3 +109,42 @@ def test_energy_force_terms_need_both_heads(tmp_path):
     path.write_text(yaml.safe_dump({**TINY, "output": str(tmp_path / "o"), "loss": {"fock": 1.0, "dipole": 1.0}}))
     with pytest.raises(ValueError, match="unknown loss term"):
         TrainConfig.from_yaml(path)
+
+
+def test_orbital_energy_term_is_the_evaluated_eps_error():
+    """The training term's occupied orbital energies (exact S(R), float64) give the same error
+    as ``phisnet evaluate``'s eps metric (scipy, reference S) on the shipped model."""
+    frames, _ = load_frames(WATER_H5)
+    frames = frames[:4]
+    model = load_model("water-pbe-def2svp")
+    data = MatrixData(frames, model.basis)
+    terms = EnergyForceTerms(model.config.basis)
+    E, F, out, occupied = terms(model, data.numbers, data.positions, create_graph=False, return_orbital_energies=True)
+    _, parts = energy_force_loss(E, F, data.energies, data.forces, {"orbital_energies": 1.0}, occupied, data.occupied_eps)
+    expected = []
+    for b, (frame, z) in enumerate(zip(frames, data.numbers)):
+        n = model.basis.n_ao(z)
+        F_pred = model.basis.to_pyscf_order(out["fock"][b, :n, :n], z).detach().double().numpy()
+        expected.append(orbital_metrics(F_pred, frame["fock"], frame["overlap"], 5)["eps_abs_err"])
+    assert abs(float(parts["orbital_energies_mae"]) - np.concatenate(expected).mean()) < 1e-9
+    assert float(parts["orbital_energies_mae"]) > 1e-6  # a trained model, not the reference
+
+
+def test_orbital_energy_loss_and_warmup_in_a_run(tmp_path):
+    cfg = {
+        **TINY,
+        "output": str(tmp_path / "eps"),
+        "loss": {"fock": 1.0, "hcore": 1.0, "forces": 1.0, "orbital_energies": 10.0},
+        "model": {**TINY["model"], "heads": ["fock", "hcore"]},
+        "optimizer": {"lr": 1e-3, "warmup_steps": 4},
+        "max_steps": 2,
+        "val_every": 1,
+    }
+    (tmp_path / "eps.yaml").write_text(yaml.safe_dump(cfg))
+    Trainer(TrainConfig.from_yaml(tmp_path / "eps.yaml"), progress=False).fit()
+    rows = list(csv.DictReader(open(tmp_path / "eps" / "metrics.csv")))
+    assert [float(r["lr"]) for r in rows] == pytest.approx([2.5e-4, 5e-4])  # linear ramp to 1e-3
+    assert all(float(r["val_eps_mae_uEh"]) > 0 for r in rows)
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**cfg, "optimizer": {"warmup_steps": -1}}))
+    with pytest.raises(ValueError, match="warmup_steps"):
+        TrainConfig.from_yaml(tmp_path / "bad.yaml")
