@@ -13,6 +13,7 @@ import torch
 from e3nn import o3
 
 from ..basis import E3NN_AXES
+from .tensor_product import HarmonicTensorProduct
 
 
 def so3_irreps(mul: int, lmax: int) -> o3.Irreps:
@@ -36,13 +37,17 @@ def tensor_product(irreps_1: o3.Irreps, irreps_2: o3.Irreps, lmax: int, mode: st
     multiplicity, e.g. spherical harmonics) or ``"uuu"`` (element-wise over matching channels).
     All paths into the same order ``L`` are summed, each with its own weights, into one block
     of ``mul_1`` channels: the output irreps are ``mul_1 x 0e + ... + mul_1 x Le``. (Separate
-    outputs per path would multiply the feature size by the number of paths.)
+    outputs per path would multiply the feature size by the number of paths.) The ``"uvu"``
+    product with per-row weights is :class:`.tensor_product.HarmonicTensorProduct`, the same
+    numbers in a few dense operations; the rest are e3nn's ``o3.TensorProduct``.
     Returns the tensor product and its output irreps.
     """
     mul = irreps_1[0].mul
     if any(m != mul for m, _ in irreps_1):
         raise ValueError(f"tensor_product needs one multiplicity for all of {irreps_1}")
     irreps_out = so3_irreps(mul, lmax)
+    if mode == "uvu" and not shared_weights:
+        return HarmonicTensorProduct(irreps_1, irreps_2, lmax), irreps_out
     instructions = []
     for i1, (_, ir1) in enumerate(irreps_1):
         for i2, (_, ir2) in enumerate(irreps_2):

@@ -1,0 +1,53 @@
+"""HarmonicTensorProduct: e3nn's "uvu" tensor product in a few dense operations (float64:
+the autouse fixture in tests/conftest.py)."""
+
+import pytest
+import torch
+from e3nn import o3
+
+from ase_phisnet import load_model
+from ase_phisnet.model.irreps import so3_irreps
+from ase_phisnet.model.tensor_product import HarmonicTensorProduct
+
+
+def e3nn_product(irreps_1, irreps_2, lmax):
+    instructions = [(i1, i2, ir3.l, "uvu", True) for i1, (_, ir1) in enumerate(irreps_1) for i2, (_, ir2) in enumerate(irreps_2) for ir3 in ir1 * ir2 if ir3.l <= lmax]
+    return o3.TensorProduct(irreps_1, irreps_2, so3_irreps(irreps_1[0].mul, lmax), instructions, shared_weights=False, internal_weights=False)
+
+
+@pytest.mark.parametrize("l1, l2, lmax", [(4, 4, 4), (2, 4, 3), (1, 2, 2)])
+def test_matches_e3nn_and_its_gradients(l1, l2, lmax):
+    torch.manual_seed(l1 + l2 + lmax)
+    irreps_1, irreps_2 = so3_irreps(5, l1), so3_irreps(1, l2)
+    ours, ref = HarmonicTensorProduct(irreps_1, irreps_2, lmax), e3nn_product(irreps_1, irreps_2, lmax)
+    assert ours.weight_numel == ref.weight_numel and ours.irreps_out == ref.irreps_out
+    x = torch.randn(7, irreps_1.dim, dtype=torch.float64, requires_grad=True)
+    sh = torch.randn(7, irreps_2.dim, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(7, ref.weight_numel, dtype=torch.float64, requires_grad=True)
+    a, b = ours(x, sh, w), ref(x, sh, w)
+    assert torch.allclose(a, b, rtol=0, atol=1e-12 * float(b.abs().max()))
+    cot = torch.randn_like(a)
+    for ga, gb in zip(torch.autograd.grad((a * cot).sum(), (x, sh, w)), torch.autograd.grad((b * cot).sum(), (x, sh, w))):
+        assert torch.allclose(ga, gb, rtol=0, atol=1e-12 * float(gb.abs().max()))
+
+
+def test_equivariant_under_rotation():
+    irreps = so3_irreps(3, 4)
+    tp = HarmonicTensorProduct(irreps, so3_irreps(1, 4), 4)
+    R = o3.rand_matrix(dtype=torch.float64)
+    x = torch.randn(4, irreps.dim, dtype=torch.float64)
+    vec = torch.randn(4, 3, dtype=torch.float64)
+    w = torch.randn(4, tp.weight_numel, dtype=torch.float64)
+    sh = lambda v: o3.spherical_harmonics(list(range(5)), v, normalize=True)  # noqa: E731
+    D_in, D_out = irreps.D_from_matrix(R), tp.irreps_out.D_from_matrix(R)
+    assert torch.allclose(tp(x @ D_in.T, sh(vec @ R.T), w), tp(x, sh(vec), w) @ D_out.T, atol=1e-11)
+
+
+def test_models_saved_with_e3nn_products_load_and_drop_their_constants():
+    """The shipped model was written while these products were e3nn's (their Wigner-3j
+    buffers and empty weights are in the file); it loads, and saving writes none of them."""
+    model = load_model("water-pbe-def2svp")
+    assert isinstance(model.interactions[0].tp, HarmonicTensorProduct)
+    assert not [k for k in model.state_dict() if ".tp._compiled" in k or k.endswith("sh_tp.weight") or k.endswith("interactions.0.tp.weight")]
+    with pytest.raises(ValueError, match="one channel"):
+        HarmonicTensorProduct(so3_irreps(2, 2), so3_irreps(2, 2), 2)
