@@ -24,6 +24,7 @@ from torch import nn
 from ..basis import AOBasis
 from .graph import MolecularGraph
 from .irreps import RadialMLP, tensor_product
+from .linear import EquivariantLinear
 
 
 def block_irreps_and_expansion(shells_i, shells_j) -> tuple[o3.Irreps, torch.Tensor]:
@@ -82,26 +83,26 @@ class MatrixHead(nn.Module):
         super().__init__()
         self.basis = basis
         # pair features: x_i (x) x_j element-wise, and x_i + x_j against the pair direction
-        self.pair_a, self.pair_b, self.pair_c = (o3.Linear(irreps, irreps) for _ in range(3))
+        self.pair_a, self.pair_b, self.pair_c = (EquivariantLinear(irreps, irreps) for _ in range(3))
         self.pair_tp, irreps_pp = tensor_product(irreps, irreps, lmax, "uuu", shared_weights=False)
         self.pair_sh_tp, irreps_ps = tensor_product(irreps, irreps_sh, lmax, "uvu", shared_weights=False)
         self.pair_radial = RadialMLP(num_radial, radial_hidden, self.pair_tp.weight_numel + self.pair_sh_tp.weight_numel)
         irreps_pair = irreps_pp + irreps_ps
         # diagonal (one-centre) features: x_i (x) x_i and x_i itself
-        self.diag_a, self.diag_b = o3.Linear(irreps, irreps), o3.Linear(irreps, irreps)
+        self.diag_a, self.diag_b = EquivariantLinear(irreps, irreps), EquivariantLinear(irreps, irreps)
         self.diag_tp, irreps_dd = tensor_product(irreps, irreps, lmax, "uuu", shared_weights=True)
         irreps_diag = irreps_dd + irreps
 
         self.off_linear, self.diag_linear = nn.ModuleDict(), nn.ModuleDict()
         for zi in basis.elements:
             irr, expansion = block_irreps_and_expansion(basis.shell_ls[zi], basis.shell_ls[zi])
-            self.diag_linear[pair_key(zi)] = o3.Linear(irreps_diag, irr)
+            self.diag_linear[pair_key(zi)] = EquivariantLinear(irreps_diag, irr)
             self.register_buffer(f"expansion_{pair_key(zi)}", expansion.to(torch.get_default_dtype()))
             n = basis.n_ao_element(zi)
             self.register_buffer(f"reference_{zi}", torch.zeros(n, n))
             for zj in basis.elements:
                 irr, expansion = block_irreps_and_expansion(basis.shell_ls[zi], basis.shell_ls[zj])
-                self.off_linear[pair_key(zi, zj)] = o3.Linear(irreps_pair, irr)
+                self.off_linear[pair_key(zi, zj)] = EquivariantLinear(irreps_pair, irr)
                 self.register_buffer(f"expansion_{pair_key(zi, zj)}", expansion.to(torch.get_default_dtype()))
 
     def set_reference(self, Z: int, block: torch.Tensor) -> None:

@@ -14,6 +14,7 @@ from e3nn.nn import Gate
 from torch import nn
 
 from .irreps import RadialMLP, tensor_product
+from .linear import EquivariantLinear
 
 
 class Interaction(nn.Module):
@@ -36,14 +37,14 @@ class Interaction(nn.Module):
     def __init__(self, irreps, irreps_sh, num_radial: int, radial_hidden: int, lmax: int, avg_neighbors: float):
         super().__init__()
         self.avg_neighbors = float(avg_neighbors)
-        self.pre = o3.Linear(irreps, irreps)
+        self.pre = EquivariantLinear(irreps, irreps)
         self.tp, irreps_mid = tensor_product(irreps, irreps_sh, lmax, "uvu", shared_weights=False)
         self.radial = RadialMLP(num_radial, radial_hidden, self.tp.weight_numel)
         scalars = o3.Irreps([(mul, ir) for mul, ir in irreps if ir.l == 0])
         gated = o3.Irreps([(mul, ir) for mul, ir in irreps if ir.l > 0])
         self.gate = Gate(scalars, [nn.functional.silu], f"{gated.num_irreps}x0e", [torch.sigmoid], gated)
-        self.post = o3.Linear(irreps_mid, self.gate.irreps_in)
-        self.out = o3.Linear(self.gate.irreps_out, irreps)
+        self.post = EquivariantLinear(irreps_mid, self.gate.irreps_in)
+        self.out = EquivariantLinear(self.gate.irreps_out, irreps)
 
     def forward(self, x, sh, rbf, receiver, sender):
         """x: (N, dim) atom features; sh, rbf: per edge; messages flow sender -> receiver."""

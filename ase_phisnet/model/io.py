@@ -29,7 +29,7 @@ from .. import __version__
 from ..atomic_files import atomic_write_bytes
 from .config import PhiSNetConfig
 from .phisnet import PhiSNet, build_model
-from .tensor_product import drop_e3nn_constants
+from .e3nn_state import drop_e3nn_state
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -190,7 +190,7 @@ def load_model(name_or_path, device="cpu", dtype=torch.float64) -> PhiSNet:
     except (TypeError, ValueError) as err:
         raise ModelFileError(f"{directory / CONFIG} describes a model this version cannot build: {err}") from None
     weights = directory / WEIGHTS
-    state = drop_e3nn_constants(model, state)
+    state = drop_e3nn_state(model, state)
     missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
     if missing or unexpected:
         raise ModelFileError(

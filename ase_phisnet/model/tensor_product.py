@@ -35,6 +35,8 @@ import torch
 from e3nn import o3
 from torch import nn
 
+from .e3nn_state import E3nnStateOnLoad
+
 
 def _channel_major(irreps: o3.Irreps) -> torch.Tensor:
     """Index that reorders e3nn's layout (irrep blocks of ``mul x (2l+1)``) to ``(mul, sum_l (2l+1))``."""
@@ -51,7 +53,7 @@ def _channel_major(irreps: o3.Irreps) -> torch.Tensor:
     return index
 
 
-class HarmonicTensorProduct(nn.Module):
+class HarmonicTensorProduct(E3nnStateOnLoad):
     """Weighted ``"uvu"`` tensor product of features with spherical harmonics, every path ``l1 x l2 -> L <= lmax``.
 
     Parameters
@@ -123,21 +125,7 @@ class HarmonicTensorProduct(nn.Module):
         right = torch.einsum("nrj,rjk->nrk", sh[:, self.rows_in2], self.table)  # (n, rows, dim_out)
         return torch.bmm(left, right).reshape(n, self.irreps_out.dim)[:, self.order_out]
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # models saved while this product was e3nn's carry its constants (Wigner 3j blocks,
-        # output mask, an empty weight) as state; they are rebuilt here, so they are dropped on load
-        for key in [k for k in state_dict if k.startswith(prefix) and _is_e3nn_constant(k[len(prefix) :])]:
-            del state_dict[key]
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-
-def _is_e3nn_constant(name: str) -> bool:
-    # "weight": e3nn's empty placeholder when the weights come per row
-    return name in ("output_mask", "weight") or name.startswith("_compiled_main_")
-
-
-def drop_e3nn_constants(model: nn.Module, state: dict) -> dict:
-    """``state`` without the e3nn constants that files written before
-    :class:`HarmonicTensorProduct` hold for each of the model's harmonic products."""
-    prefixes = [f"{name}." for name, module in model.named_modules() if isinstance(module, HarmonicTensorProduct)]
-    return {k: v for k, v in state.items() if not any(k.startswith(pre) and _is_e3nn_constant(k[len(pre) :]) for pre in prefixes)}
+    @staticmethod
+    def _is_e3nn_state(name: str) -> bool:
+        # e3nn's Wigner-3j buffers, output mask, and empty weight placeholder
+        return name in ("output_mask", "weight") or name.startswith("_compiled_main_")
