@@ -44,10 +44,17 @@ def test_equivariant_under_rotation():
 
 
 def test_models_saved_with_e3nn_products_load_and_drop_their_constants():
-    """The shipped model was written while these products were e3nn's (their Wigner-3j
-    buffers and empty weights are in the file); it loads, and saving writes none of them."""
+    """The shipped model was written while these products and the linears were e3nn's (their
+    Wigner-3j buffers, output masks, empty weights and biases are in the file); it loads, and
+    the replacements keep only their weights."""
+    from ase_phisnet.model.e3nn_state import E3nnStateOnLoad
+
     model = load_model("water-pbe-def2svp")
     assert isinstance(model.interactions[0].tp, HarmonicTensorProduct)
-    assert not [k for k in model.state_dict() if "_compiled_main_" in k or "output_mask" in k or k.endswith("sh_tp.weight") or k.endswith(".bias")]
+    replaced = [name for name, m in model.named_modules() if isinstance(m, E3nnStateOnLoad)]
+    assert len(replaced) > 20
+    for name in replaced:
+        keys = [k[len(name) + 1 :] for k in model.state_dict() if k.startswith(name + ".")]
+        assert keys in ([], ["weight"]), (name, keys)
     with pytest.raises(ValueError, match="one channel"):
         HarmonicTensorProduct(so3_irreps(2, 2), so3_irreps(2, 2), 2)
