@@ -10,10 +10,10 @@ with ``C`` e3nn's ``wigner_3j`` and ``c_p`` e3nn's path normalization. e3nn's
 ``o3.TensorProduct`` evaluates this path by path: 65 einsums for ``lmax = 4``, each a few
 microseconds of dispatch for the handful of edges of one molecule, forward and backward.
 :class:`HarmonicTensorProduct` gives the same numbers (same weights, same layout; checked
-against e3nn to 1e-12 in float64) from two gathers and two contractions: each path and input
-component ``(p, m1)`` is a row ``r`` of one coefficient table ``T[r, m2, (L, M)]``; ``Y`` is
-contracted with the table once per edge (it has one channel), then the weighted features
-with the result, one small matrix product per edge.
+against e3nn to 1e-12 in float64) from two gathers and a few matrix products: each path and
+input component ``(p, m1)`` is a row ``r`` of one coefficient table ``T[(l2, m2), r, (L, M)]``;
+``Y`` is contracted with the table for all edges in one product (it has one channel), then
+the weighted features with the result, one small matrix product per edge.
 
 The element-wise product of two feature sets (``"uuu"``) stays e3nn's: there the second input
 has ``mul`` channels too, the dense table would cost ``2l+1`` times the sparse Wigner-3j
@@ -94,35 +94,37 @@ class HarmonicTensorProduct(E3nnStateOnLoad):
         self.weight_numel = reference.weight_numel
 
         off1, off2, off3 = (torch.cumsum(torch.tensor([0] + [ir.dim for _, ir in irreps]), 0).tolist() for irreps in (self.irreps_in1, self.irreps_in2, self.irreps_out))
-        dim3, width2 = off3[-1], max(ir.dim for _, ir in self.irreps_in2)
-        rows_in, rows_path, rows_in2, table = [], [], [], []
+        # one row r per path and input component (p, m1): table[(l2, m2), r, (L, M)] = c_p C(l1 m1, l2 m2 | L M)
+        rows_in, rows_path, blocks = [], [], []
         for p, ins in enumerate(reference.instructions):
             l1, l2, L = (self.irreps_in1[ins.i_in1].ir.l, self.irreps_in2[ins.i_in2].ir.l, self.irreps_out[ins.i_out].ir.l)
             w3j = ins.path_weight * o3.wigner_3j(l1, l2, L, dtype=torch.float64)
             for m1 in range(2 * l1 + 1):
-                block = torch.zeros(width2, dim3, dtype=torch.float64)
-                block[: 2 * l2 + 1, off3[ins.i_out] : off3[ins.i_out] + 2 * L + 1] = w3j[m1]
+                block = torch.zeros(self.irreps_in2.dim, off3[-1], dtype=torch.float64)
+                block[off2[ins.i_in2] : off2[ins.i_in2] + 2 * l2 + 1, off3[ins.i_out] : off3[ins.i_out] + 2 * L + 1] = w3j[m1]
+                blocks.append(block)
                 rows_in.append(off1[ins.i_in1] + m1)
                 rows_path.append(p)
-                rows_in2.append([off2[ins.i_in2] + m2 if m2 < 2 * l2 + 1 else 0 for m2 in range(width2)])
-                table.append(block)
-        dtype = torch.get_default_dtype()
-        self.register_buffer("table", torch.stack(table).to(dtype), persistent=False)  # (rows, width2, dim3)
-        self.register_buffer("rows_in1", torch.tensor(rows_in), persistent=False)
-        self.register_buffer("rows_path", torch.tensor(rows_path), persistent=False)
-        self.register_buffer("rows_in2", torch.tensor(rows_in2), persistent=False)
-        self.register_buffer("order_1", _channel_major(self.irreps_in1), persistent=False)
+        self.n_rows = len(blocks)
+        # Y (n, dim_2) @ table (dim_2, rows * dim_out) contracts the harmonics with every row at once.
+        # (Grouping the rows by L would skip the zeros, but many tiny products are slower on a CPU.)
+        table = torch.stack(blocks, dim=1).reshape(self.irreps_in2.dim, -1)
+        self.register_buffer("table", table.to(torch.get_default_dtype()), persistent=False)
+        # features in e3nn's layout -> (channel, row), one gather
+        channel_major = _channel_major(self.irreps_in1).view(mul, -1)
+        self.register_buffer("gather_1", channel_major[:, torch.tensor(rows_in)].reshape(-1), persistent=False)
+        # weights (path, channel) -> (channel, row)
+        gather_w = torch.arange(self.n_paths * mul).view(self.n_paths, mul)[torch.tensor(rows_path)].T
+        self.register_buffer("gather_w", gather_w.reshape(-1), persistent=False)
         self.register_buffer("order_out", torch.argsort(_channel_major(self.irreps_out)), persistent=False)
 
     def forward(self, x: torch.Tensor, sh: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """``(n, irreps_out.dim)`` from features ``(n, irreps_in1.dim)``, harmonics
         ``(n, irreps_in2.dim)`` and weights ``(n, weight_numel)``."""
         n = x.shape[0]
-        w = weight.reshape(n, self.n_paths, self.mul)
-        x = x[:, self.order_1].view(n, self.mul, self.irreps_in1.dim // self.mul)
-        # row r = (path, m1): x[u, (l1, m1)] * w[path, u], and the table contracted with Y
-        left = x[:, :, self.rows_in1] * w[:, self.rows_path, :].transpose(1, 2)  # (n, mul, rows)
-        right = torch.einsum("nrj,rjk->nrk", sh[:, self.rows_in2], self.table)  # (n, rows, dim_out)
+        # row r = (path, m1): x[u, (l1, m1)] * w[path, u], times the table contracted with Y
+        left = (x[:, self.gather_1] * weight[:, self.gather_w]).view(n, self.mul, self.n_rows)
+        right = (sh @ self.table).view(n, self.n_rows, self.irreps_out.dim // self.mul)
         return torch.bmm(left, right).reshape(n, self.irreps_out.dim)[:, self.order_out]
 
     @staticmethod
