@@ -13,7 +13,7 @@ import torch
 from e3nn import o3
 
 from ..basis import E3NN_AXES
-from .tensor_product import HarmonicTensorProduct
+from .tensor_product import ChannelwiseTensorProduct, HarmonicTensorProduct
 
 
 def so3_irreps(mul: int, lmax: int) -> o3.Irreps:
@@ -37,9 +37,10 @@ def tensor_product(irreps_1: o3.Irreps, irreps_2: o3.Irreps, lmax: int, mode: st
     multiplicity, e.g. spherical harmonics) or ``"uuu"`` (element-wise over matching channels).
     All paths into the same order ``L`` are summed, each with its own weights, into one block
     of ``mul_1`` channels: the output irreps are ``mul_1 x 0e + ... + mul_1 x Le``. (Separate
-    outputs per path would multiply the feature size by the number of paths.) The ``"uvu"``
-    product with per-row weights is :class:`.tensor_product.HarmonicTensorProduct`, the same
-    numbers in a few dense operations; the rest are e3nn's ``o3.TensorProduct``.
+    outputs per path would multiply the feature size by the number of paths.) The products
+    are :class:`.tensor_product.HarmonicTensorProduct` (``"uvu"``, per-row weights) and
+    :class:`.tensor_product.ChannelwiseTensorProduct` (``"uuu"``): e3nn's numbers in far
+    fewer operations.
     Returns the tensor product and its output irreps.
     """
     mul = irreps_1[0].mul
@@ -48,21 +49,9 @@ def tensor_product(irreps_1: o3.Irreps, irreps_2: o3.Irreps, lmax: int, mode: st
     irreps_out = so3_irreps(mul, lmax)
     if mode == "uvu" and not shared_weights:
         return HarmonicTensorProduct(irreps_1, irreps_2, lmax), irreps_out
-    instructions = []
-    for i1, (_, ir1) in enumerate(irreps_1):
-        for i2, (_, ir2) in enumerate(irreps_2):
-            for ir3 in ir1 * ir2:
-                if ir3.l <= lmax:
-                    instructions.append((i1, i2, ir3.l, mode, True))
-    tp = o3.TensorProduct(
-        irreps_1,
-        irreps_2,
-        irreps_out,
-        instructions,
-        shared_weights=shared_weights,
-        internal_weights=shared_weights,
-    )
-    return tp, irreps_out
+    if mode == "uuu":
+        return ChannelwiseTensorProduct(irreps_1, irreps_2, lmax, shared_weights), irreps_out
+    raise ValueError(f"tensor products are 'uvu' with per-row weights or 'uuu'; got mode {mode!r}, shared_weights={shared_weights}")
 
 
 class RadialMLP(torch.nn.Sequential):

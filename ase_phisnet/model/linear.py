@@ -60,7 +60,7 @@ class EquivariantLinear(E3nnStateOnLoad):
         self.irreps_in, self.irreps_out = o3.Irreps(irreps_in), o3.Irreps(irreps_out)
         reference = o3.Linear(self.irreps_in, self.irreps_out)  # fixes the paths and their normalization
         self.weight_numel = reference.weight_numel
-        self.weight = nn.Parameter(torch.randn(self.weight_numel))
+        self.weight = nn.Parameter(reference.weight.detach().clone().reshape(-1))  # e3nn's initialisation
 
         index_in, index_out = _component_index(self.irreps_in), _component_index(self.irreps_out)
         # channel offsets of each irrep within its order
