@@ -355,7 +355,7 @@ class Trainer:
                 key = next(k for k in last if k.endswith("_uEh"))
                 shown = {key.replace("val_", "").replace("_uEh", ""): f"{last[key]:.1f}µEh"}
                 if "val_energy_mae_meV" in last:
-                    shown.update(E=f"{last['val_energy_mae_meV']:.2f}meV", F=f"{last['val_forces_mae_meV_per_A']:.1f}meV/Å")
+                    shown.update(E=f"{last['val_energy_mae_meV']:.2f}meV", F=f"{last['val_forces_mae_meV_per_A']:.1f}meV/Å", eps=f"{last['val_eps_mae_uEh']:.1f}µEh")
                 bar.set_postfix(loss=f"{running:.2e}", **shown, lr=f"{lr:.1e}")
             if out_of_time:
                 break
