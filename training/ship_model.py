@@ -7,6 +7,8 @@ Evaluates the model on the test split recorded in its config (H / eps / psi, the
 metrics), stores those figures under ``metadata.test_metrics`` and writes the model to
 ``ase_phisnet/models/NAME/`` (model.safetensors + config.json), where
 ``ase_phisnet.load_model(NAME)`` finds it. Prints the markdown table for the README.
+``--fit-atomic-energies`` first fits per-element energy constants to the training split's mean
+energy residual (``model.config.atomic_energies``; forces unchanged).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ase_phisnet.cli.evaluate import select_split
 from ase_phisnet.evaluation import energy_force_metrics, evaluate, markdown_table
 from ase_phisnet.model.io import SHIPPED, load_model, save_model
 from ase_phisnet.training.data import load_frames, pair_distance_range
+from ase_phisnet.training.energy_forces import fit_atomic_energies
 
 
 def main():
@@ -28,10 +31,14 @@ def main():
     p.add_argument("--dataset", required=True, help="the dataset it was trained on")
     p.add_argument("--stages", help="JSON list of the training stages that led to it (config, steps, wall time), recorded as metadata.training.stages")
     p.add_argument("--attach", action="append", default=[], metavar="KEY=FILE.json", help="record a JSON report under metadata.KEY (e.g. transfer_report=outputs/transfer/report.json)")
+    p.add_argument("--fit-atomic-energies", action="store_true", help="fit per-element energy constants (E0s) to the mean energy residual of the training split first")
     args = p.parse_args()
 
     model = load_model(args.model)
     frames, _ = load_frames(args.dataset)
+    if args.fit_atomic_energies:
+        table = fit_atomic_energies(model, select_split(model, frames, "train"))
+        print("atomic energies (Hartree), fitted on the training split:", table)
     test = select_split(model, frames, "test")
     result = evaluate(model, test)
     if "hcore" in model.config.heads:

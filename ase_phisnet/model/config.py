@@ -54,6 +54,10 @@ class PhiSNetConfig:
         If true, the ``hcore`` head predicts a correction added to the exact core Hamiltonian
         h(R) = T + V_nuc from PySCF integrals (:class:`ase_phisnet.electronic.ExactCoreHamiltonian`):
         H~core = h(R) + head. Users of the model (calculator, training) add h(R).
+    atomic_energies : dict or None
+        Per-element constants (Hartree) added to the energy expression, ``E + sum_A e_{Z_A}``
+        (MACE's E0s): fitted after training to the mean energy residual of the training set
+        (:func:`ase_phisnet.training.energy_forces.fit_atomic_energies`). They move no force.
     """
 
     elements: list = field(default_factory=lambda: [1, 8])
@@ -68,9 +72,15 @@ class PhiSNetConfig:
     avg_neighbors: float = 1.0
     preset: str | None = None
     core_baseline: bool = False
+    atomic_energies: dict | None = None
 
     def __post_init__(self):
         self.elements = sorted({int(z) for z in self.elements})
+        if self.atomic_energies is not None:  # JSON gives the keys as strings
+            self.atomic_energies = {int(z): float(e) for z, e in self.atomic_energies.items()}
+            stray = sorted(set(self.atomic_energies) - set(self.elements))
+            if stray:
+                raise ValueError(f"atomic_energies for element(s) {stray} the model does not cover ({self.elements})")
         self.heads = list(self.heads)
         unknown = [h for h in self.heads if h not in HEADS]
         if unknown or not self.heads:

@@ -83,6 +83,11 @@ class PhiSNet(nn.Module):
         x, sh, rbf = self.atom_features(graph)
         return {name: head(graph, x, sh, rbf) for name, head in self.heads.items()}
 
+    def atomic_energy(self, numbers) -> float:
+        """``sum_A e_{Z_A}`` (Hartree) of the configuration's ``atomic_energies`` (0 without)."""
+        table = self.config.atomic_energies or {}
+        return float(sum(table.get(int(z), 0.0) for z in numbers))
+
     def graph(self, numbers_list, positions_bohr_list) -> MolecularGraph:
         """Batch molecules (positions in Bohr) for :meth:`forward`, on the model's device and dtype."""
         param = next(self.parameters())

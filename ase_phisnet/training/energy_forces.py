@@ -100,7 +100,7 @@ class EnergyForceTerms:
                 H = H + core(r64)
             n_occ = (int(np.sum(z)) - self.charge) // 2
             E, _ = phisnet_energy(F, H, S, n_occ, nuclear_repulsion(torch.tensor(np.asarray(z), device=r.device), r64))
-            energies.append(E)
+            energies.append(E + model.atomic_energy(z))
             if return_orbital_energies:
                 occupied.append(orbital_energies(F, S)[:n_occ])
         energies = torch.stack(energies)
@@ -127,3 +127,25 @@ def energy_force_loss(energies, forces, ref_energies, ref_forces, weights: dict,
         if weights.get(term, 0):
             total = total + float(weights[term]) * ((delta**2).mean() + delta.abs().mean())
     return total, parts
+
+
+def fit_atomic_energies(model, frames: list[dict], batch_size: int = 32) -> dict[int, float]:
+    """Set ``model.config.atomic_energies`` so that the mean energy residual on ``frames`` vanishes.
+
+    The residual ``E_ref - E_model`` of each frame is fitted by ``sum_A e_{Z_A}`` in least
+    squares (minimum norm: frames of one molecule fix only the molecule's total); the result
+    is added to the model's current atomic energies and returned (Hartree per element).
+    Forces do not change.
+    """
+    from ..evaluation import predict_energies_forces
+
+    energies, _ = predict_energies_forces(model, frames, batch_size=batch_size, progress=False)
+    residual = np.array([float(f["energy"]) for f in frames]) - np.asarray(energies)
+    elements = model.config.elements
+    counts = np.array([[int(np.sum(np.asarray(f["numbers"]) == z)) for z in elements] for f in frames], dtype=float)
+    shift, *_ = np.linalg.lstsq(counts, residual, rcond=None)
+    table = dict(model.config.atomic_energies or {})
+    for z, e in zip(elements, shift):
+        table[int(z)] = table.get(int(z), 0.0) + float(e)
+    model.config.atomic_energies = table
+    return table

@@ -135,7 +135,7 @@ class Trainer:
 
         start = load_model(name_or_path, device=self.device, dtype=self.dtype)
         mine, theirs = requested.to_dict(), start.config.to_dict()
-        differ = sorted(k for k in mine if k not in ("avg_neighbors", "heads", "core_baseline") and mine[k] != theirs[k])
+        differ = sorted(k for k in mine if k not in ("avg_neighbors", "heads", "core_baseline", "atomic_energies") and mine[k] != theirs[k])
         missing = [h for h in theirs["heads"] if h not in mine["heads"]]
         if differ or missing:
             what = [f"{k}={theirs[k]!r} vs {mine[k]!r}" for k in differ] + [f"heads {theirs['heads']} not all in {mine['heads']}"] * bool(missing)

@@ -16,7 +16,7 @@ from ase_phisnet.molecule import build_mol
 from ase_phisnet.training import TrainConfig, Trainer
 from ase_phisnet.training.data import MatrixData, load_frames
 from ase_phisnet.training.energy_forces import EnergyForceTerms, effective_core_target, energy_force_loss
-from ase_phisnet.units import BOHR
+from ase_phisnet.units import BOHR, HARTREE
 
 from ..conftest import WATER_H5
 from .test_trainer import TINY
@@ -148,3 +148,34 @@ def test_orbital_energy_loss_and_warmup_in_a_run(tmp_path):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**cfg, "optimizer": {"warmup_steps": -1}}))
     with pytest.raises(ValueError, match="warmup_steps"):
         TrainConfig.from_yaml(tmp_path / "bad.yaml")
+
+
+def test_fitted_atomic_energies_remove_the_mean_residual_and_move_no_force(tmp_path):
+    from ase_phisnet.evaluation import predict_energies_forces
+    from ase_phisnet.training.energy_forces import fit_atomic_energies
+
+    frames, _ = load_frames(WATER_H5)
+    fit, check = frames[:6], frames[6:8]
+    model = load_model("water-pbe-def2svp")
+    E0, F0 = predict_energies_forces(model, check, progress=False)
+    table = fit_atomic_energies(model, fit)
+    assert set(table) == {1, 8}
+    E_fit, _ = predict_energies_forces(model, fit, progress=False)
+    assert abs(np.mean([f["energy"] for f in fit] - E_fit)) < 1e-10  # mean residual gone
+    E1, F1 = predict_energies_forces(model, check, progress=False)
+    assert np.allclose(E1 - E0, 2 * table[1] + table[8], atol=1e-12)  # a constant per composition
+    assert all(np.array_equal(a, b) for a, b in zip(F0, F1))
+    # the calculator adds them too, and the constants survive a save and load
+    from ase import Atoms
+
+    from ase_phisnet import PhiSNetCalculator
+    from ase_phisnet.model.io import save_model
+
+    save_model(model, tmp_path / "m", metadata=model.metadata)
+    atoms = Atoms(numbers=check[0]["numbers"], positions=check[0]["positions"])
+    atoms.calc = PhiSNetCalculator(str(tmp_path / "m"))
+    assert abs(atoms.get_potential_energy() / HARTREE - E1[0]) < 1e-9
+    from ase_phisnet.model import PhiSNetConfig
+
+    with pytest.raises(ValueError, match="atomic_energies for element"):
+        PhiSNetConfig(elements=[1, 8], atomic_energies={"6": -37.8})
