@@ -39,11 +39,8 @@ def test_evaluate_reproduces_the_recorded_test_metrics(tmp_path):
     assert out.returncode == 0, out.stderr
     got = json.loads((tmp_path / "m.json").read_text())
     assert got["n_frames"] == recorded["n_frames"] == 1500
-    # rel 1e-5: the figures were recorded when the model's Wigner-3j constants came from its
-    # file, rounded to float32 by the float32 training run; they are now rebuilt exactly in
-    # float64 (model/e3nn_state.py), which moves the energy MAE by 1e-5 meV
     for key in ("h_mae_uEh", "eps_mae_uEh", "psi_percent", "energy_mae_meV", "forces_mae_meV_per_A"):
-        assert got[key] == pytest.approx(recorded[key], rel=1e-5), key
+        assert got[key] == pytest.approx(recorded[key], rel=1e-6), key
     # the README quotes these figures
     text = README.read_text()
     for key in ("h_mae_uEh", "eps_mae_uEh", "energy_mae_meV", "forces_mae_meV_per_A"):
