@@ -49,7 +49,9 @@ def test_model_and_dft_structures_agree_for_the_shipped_model(calc):
     atoms = molecule("H2O")
     model, dft = from_model(atoms, calc), from_pyscf(atoms)
     assert model.n_occ == dft.n_occ == 5
-    assert np.abs(model.mo_energy[:8] - dft.mo_energy[:8]).max() < 2e-3  # Hartree
+    # occupied levels are trained (eps loss); the virtual ones only through F~, looser (Hartree)
+    assert np.abs(model.mo_energy[:5] - dft.mo_energy[:5]).max() < 3e-4
+    assert np.abs(model.mo_energy[5:8] - dft.mo_energy[5:8]).max() < 5e-3
     S = dft.mol.intor_symmetric("int1e_ovlp")
     flipped = aligned_sign(-model.mo_coeff[:, 4], dft.mo_coeff[:, 4], S)
     assert float(flipped @ S @ dft.mo_coeff[:, 4]) > 0.99
