@@ -25,8 +25,3 @@ class E3nnStateOnLoad(nn.Module):
             del state_dict[key]
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-
-def drop_e3nn_state(model: nn.Module, state: dict) -> dict:
-    """``state`` (a model's state dict from a file) without the e3nn entries its modules rebuild."""
-    owners = [(f"{name}.", module) for name, module in model.named_modules() if isinstance(module, E3nnStateOnLoad)]
-    return {k: v for k, v in state.items() if not any(k.startswith(pre) and m._is_e3nn_state(k[len(pre) :]) for pre, m in owners)}

@@ -29,7 +29,6 @@ from .. import __version__
 from ..atomic_files import atomic_write_bytes
 from .config import PhiSNetConfig
 from .phisnet import PhiSNet, build_model
-from .e3nn_state import drop_e3nn_state
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -190,15 +189,13 @@ def load_model(name_or_path, device="cpu", dtype=torch.float64) -> PhiSNet:
     except (TypeError, ValueError) as err:
         raise ModelFileError(f"{directory / CONFIG} describes a model this version cannot build: {err}") from None
     weights = directory / WEIGHTS
-    state = drop_e3nn_state(model, state)
-    missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
-    if missing or unexpected:
-        raise ModelFileError(
-            f"{weights} does not fit the architecture in {CONFIG}: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
-        )
-    try:
-        model.load_state_dict(state)
+    try:  # e3nn's stored constants, in files written before model/e3nn_state.py, are dropped on load
+        result = model.load_state_dict(state, strict=False)
     except RuntimeError as err:
         raise ModelFileError(f"{weights} does not fit the architecture in {CONFIG}: {err}") from None
+    if result.missing_keys or result.unexpected_keys:
+        raise ModelFileError(
+            f"{weights} does not fit the architecture in {CONFIG}: missing {sorted(result.missing_keys)[:5]}, unexpected {sorted(result.unexpected_keys)[:5]}"
+        )
     model.metadata = config.get("metadata", {})
     return model.to(device=device, dtype=dtype).eval()

@@ -46,6 +46,11 @@ def _e3nn_reference(irreps_1: o3.Irreps, irreps_2: o3.Irreps, lmax: int, mode: s
     return o3.TensorProduct(irreps_1, irreps_2, irreps_out, instructions, shared_weights=shared_weights, internal_weights=shared_weights)
 
 
+def _component_offsets(irreps: o3.Irreps) -> list[int]:
+    """Start of each order's components within one channel (``sum_l (2l+1)`` in all), and the end."""
+    return torch.cumsum(torch.tensor([0] + [ir.dim for _, ir in irreps]), 0).tolist()
+
+
 def _channel_major(irreps: o3.Irreps) -> torch.Tensor:
     """Index that reorders e3nn's layout (irrep blocks of ``mul x (2l+1)``) to ``(mul, sum_l (2l+1))``."""
     mul = irreps[0].mul
@@ -90,7 +95,7 @@ class HarmonicTensorProduct(E3nnStateOnLoad):
         reference = _e3nn_reference(self.irreps_in1, self.irreps_in2, lmax, "uvu", shared_weights=False)
         self.irreps_out, self.n_paths, self.weight_numel = reference.irreps_out, len(reference.instructions), reference.weight_numel
 
-        off1, off2, off3 = (torch.cumsum(torch.tensor([0] + [ir.dim for _, ir in irreps]), 0).tolist() for irreps in (self.irreps_in1, self.irreps_in2, self.irreps_out))
+        off1, off2, off3 = (_component_offsets(irreps) for irreps in (self.irreps_in1, self.irreps_in2, self.irreps_out))
         # one row r per path and input component (p, m1): table[(l2, m2), r, (L, M)] = c_p C(l1 m1, l2 m2 | L M)
         rows_in, rows_path, blocks = [], [], []
         for p, ins in enumerate(reference.instructions):
@@ -160,7 +165,7 @@ class ChannelwiseTensorProduct(E3nnStateOnLoad):
         reference = _e3nn_reference(self.irreps_in1, self.irreps_in2, lmax, "uuu", shared_weights)
         self.irreps_out, self.n_paths, self.weight_numel = reference.irreps_out, len(reference.instructions), reference.weight_numel
         self.weight = nn.Parameter(reference.weight.detach().clone()) if shared_weights else None
-        off1, off2, off3 = (torch.cumsum(torch.tensor([0] + [ir.dim for _, ir in irreps]), 0).tolist() for irreps in (self.irreps_in1, self.irreps_in2, self.irreps_out))
+        off1, off2, off3 = (_component_offsets(irreps) for irreps in (self.irreps_in1, self.irreps_in2, self.irreps_out))
         self.dim_out = off3[-1]
         # groups (l1, l2) with the columns (path, M) their paths produce
         self.groups, col_path, col_out = [], [], []
@@ -181,9 +186,9 @@ class ChannelwiseTensorProduct(E3nnStateOnLoad):
                     self.groups.append((off1[i1], ir1.dim, off2[i2], ir2.dim))
         self.register_buffer("col_path", torch.tensor(col_path), persistent=False)
         # (columns, dim_out) 0/1: sums each path's column into its output component
-        gather_out = torch.zeros(len(col_out), self.dim_out)
-        gather_out[torch.arange(len(col_out)), torch.tensor(col_out)] = 1.0
-        self.register_buffer("sum_paths", gather_out, persistent=False)
+        sum_paths = torch.zeros(len(col_out), self.dim_out)
+        sum_paths[torch.arange(len(col_out)), torch.tensor(col_out)] = 1.0
+        self.register_buffer("sum_paths", sum_paths, persistent=False)
         self.register_buffer("order_1", _channel_major(self.irreps_in1), persistent=False)
         self.register_buffer("order_2", _channel_major(self.irreps_in2), persistent=False)
         self.register_buffer("order_out", torch.argsort(_channel_major(self.irreps_out)), persistent=False)

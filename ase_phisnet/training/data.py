@@ -6,6 +6,7 @@ the shared HDF5 reference sets (read in place, never copied).
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -88,8 +89,16 @@ class MatrixData:
         self.matrices = {t: [torch.as_tensor(basis.to_irreps_order(target(f, t), z)) for f, z in zip(frames, self.numbers)] for t in self.targets}
         self.energies = torch.tensor([float(f["energy"]) for f in frames], dtype=torch.float64) if frames and "energy" in frames[0] else None
         self.forces = [torch.as_tensor(np.array(f["forces"], dtype=np.float64)) for f in frames] if frames and "forces" in frames[0] else None
-        self.occupied_eps = [torch.as_tensor(_occupied_eps(f, charge)) for f in frames] if frames and "fock" in frames[0] else None
+        self.charge = int(charge)
         self.frames = frames
+
+    @cached_property
+    def occupied_eps(self) -> list[torch.Tensor] | None:
+        """Reference occupied orbital energies, diagonalised on first use (only the
+        orbital-energy loss needs them)."""
+        if not self.frames or "fock" not in self.frames[0]:
+            return None
+        return [torch.as_tensor(_occupied_eps(f, self.charge)) for f in self.frames]
 
     def __len__(self) -> int:
         return len(self.numbers)

@@ -82,7 +82,8 @@ class EnergyForceTerms:
 
         ``outputs`` are the model's padded irreps-order matrices, so the matrix loss can use
         the same forward pass. With ``return_orbital_energies`` a fourth item follows: the
-        occupied orbital energies (Hartree) of each molecule, float64, differentiable.
+        occupied orbital energies (Hartree) of each molecule, float64, differentiable when
+        ``create_graph`` is (the graph is kept for the training step only).
         """
         param = next(model.parameters())
         R = [torch.as_tensor(p, dtype=param.dtype, device=param.device).detach().requires_grad_(True) for p in positions_list]
@@ -104,7 +105,7 @@ class EnergyForceTerms:
             if return_orbital_energies:
                 occupied.append(orbital_energies(F, S)[:n_occ])
         energies = torch.stack(energies)
-        grads = torch.autograd.grad(energies.sum(), R, create_graph=create_graph, retain_graph=return_orbital_energies or create_graph)
+        grads = torch.autograd.grad(energies.sum(), R, create_graph=create_graph)
         forces = [-g.double() for g in grads]
         return (energies, forces, out, occupied) if return_orbital_energies else (energies, forces, out)
 

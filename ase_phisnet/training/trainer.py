@@ -309,7 +309,7 @@ class Trainer:
                 loss, parts = matrix_loss(pred, targets, mask, cfg.matrix_weights)
                 ef_loss, _ = energy_force_loss(
                     E, F, train.energies[idx], [train.forces[i] for i in idx], cfg.energy_force_weights,
-                    *((eps[0], [train.occupied_eps[i] for i in idx]) if with_eps else ()),
+                    eps[0] if with_eps else None, [train.occupied_eps[i] for i in idx] if with_eps else None,
                 )
                 loss = loss + ef_loss
             else:
