@@ -164,7 +164,7 @@ class PhiSNetCalculator(Calculator):
             S = to_pyscf("overlap") if self.parameters.overlap == "predicted" else overlap(R)
             if wants_energy:
                 H = to_pyscf("hcore") + core(R) if self.model.config.core_baseline else to_pyscf("hcore")
-                E, P = phisnet_energy(F, H, S, n_occ, nuclear_repulsion(torch.as_tensor(numbers), R))
+                E, P = phisnet_energy(F, H, S, n_occ, nuclear_repulsion(torch.as_tensor(numbers, device=R.device), R))
                 E = E + self.model.atomic_energy(numbers)
             else:
                 P = closed_shell_density(F, S, n_occ)

@@ -115,13 +115,13 @@ def energy_force_loss(energies, forces, ref_energies, ref_forces, weights: dict,
     (Hartree/Bohr), plus ``w_eps (MSE + MAE)`` on occupied orbital energies (Hartree) when
     ``occupied`` and ``ref_occupied`` (lists of 1-D tensors) are given; the parts are reported
     as MAEs."""
-    dE = energies - ref_energies
-    dF = torch.cat([(f - g).reshape(-1) for f, g in zip(forces, ref_forces)])
+    dE = energies - ref_energies.to(energies.device)
+    dF = torch.cat([(f - g.to(f.device)).reshape(-1) for f, g in zip(forces, ref_forces)])
     total = 0.0
     parts = {"energy_mae": dE.abs().mean().detach(), "forces_mae": dF.abs().mean().detach()}
     deltas = {"energy": dE, "forces": dF}
     if occupied is not None:
-        deps = torch.cat([(e - r).reshape(-1) for e, r in zip(occupied, ref_occupied)])
+        deps = torch.cat([(e - r.to(e.device)).reshape(-1) for e, r in zip(occupied, ref_occupied)])
         parts["orbital_energies_mae"] = deps.abs().mean().detach()
         deltas["orbital_energies"] = deps
     for term, delta in deltas.items():
