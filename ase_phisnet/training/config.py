@@ -35,6 +35,14 @@ Hamiltonian shifted to make the energy expression exact (:func:`.energy_forces.e
 reference's: the energy expression is unchanged when F~ gains ``c S`` and H~core loses it, so
 without this term (or a heavy ``fock`` weight) E/F training can shift every orbital energy.
 
+``validation_energy: offset_free`` scores the validation energies after a per-element
+constant (atomic energies, least squares over the validation split) is taken out of their
+errors, in the validation loss and so in the choice of the best model. A constant per element
+is what ``training/ship_model.py --fit-atomic-energies`` refits before shipping, so it should
+not decide which weights are kept: the force and F~ terms move it by a few meV from one
+validation to the next. The default, ``absolute``, scores the energies as predicted. The raw
+MAE and the mean signed error (``val_energy_offset_meV``) are reported either way.
+
 Relative paths are taken from the working directory.
 """
 
@@ -106,6 +114,7 @@ class TrainConfig:
     trainable: list | None = None
     trainable_until: int | None = None
     energy_forces_from: int = 0
+    validation_energy: str = "absolute"
 
     @property
     def matrix_weights(self) -> dict:
@@ -122,6 +131,8 @@ class TrainConfig:
             self.splits = _build(SplitConfig, self.splits, "splits")
         if isinstance(self.optimizer, dict):
             self.optimizer = _build(OptimizerConfig, self.optimizer, "optimizer")
+        if self.validation_energy not in ("absolute", "offset_free"):
+            raise ValueError(f"validation_energy must be 'absolute' or 'offset_free', got {self.validation_energy!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         if not self.loss or any(float(w) < 0 for w in self.loss.values()):

@@ -130,6 +130,30 @@ def energy_force_loss(energies, forces, ref_energies, ref_forces, weights: dict,
     return total, parts
 
 
+def element_counts(numbers_list, elements) -> np.ndarray:
+    """``(n_molecules, n_elements)`` atom counts, the design matrix of per-element constants."""
+    return np.array([[int(np.sum(np.asarray(z) == e)) for e in elements] for z in numbers_list], dtype=float)
+
+
+def per_element_shift(counts: np.ndarray, residual: np.ndarray) -> np.ndarray:
+    """Least-squares constants per element (minimum norm) that best explain ``residual``.
+
+    Frames of one molecule fix only the molecule's total, which the minimum-norm solution
+    shares among its elements.
+    """
+    shift, *_ = np.linalg.lstsq(counts, residual, rcond=None)
+    return shift
+
+
+def offset_free(errors: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Energy errors with their best per-element constant taken out (same units as ``errors``).
+
+    >>> offset_free(np.array([1.0, 3.0]), np.array([[1.0], [1.0]]))
+    array([-1.,  1.])
+    """
+    return errors - counts @ per_element_shift(counts, errors)
+
+
 def fit_atomic_energies(model, frames: list[dict], batch_size: int = 32) -> dict[int, float]:
     """Set ``model.config.atomic_energies`` so that the mean energy residual on ``frames`` vanishes.
 
@@ -143,8 +167,7 @@ def fit_atomic_energies(model, frames: list[dict], batch_size: int = 32) -> dict
     energies, _ = predict_energies_forces(model, frames, batch_size=batch_size, progress=False)
     residual = np.array([float(f["energy"]) for f in frames]) - np.asarray(energies)
     elements = model.config.elements
-    counts = np.array([[int(np.sum(np.asarray(f["numbers"]) == z)) for z in elements] for f in frames], dtype=float)
-    shift, *_ = np.linalg.lstsq(counts, residual, rcond=None)
+    shift = per_element_shift(element_counts([f["numbers"] for f in frames], elements), residual)
     table = dict(model.config.atomic_energies or {})
     for z, e in zip(elements, shift):
         table[int(z)] = table.get(int(z), 0.0) + float(e)

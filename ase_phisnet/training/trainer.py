@@ -17,6 +17,7 @@ validation loss then measures more.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import time
@@ -34,7 +35,7 @@ from ..model.io import save_model
 from .config import TrainConfig
 from .data import MatrixData, load_frames, pair_distance_range
 from ..units import HARTREE, HARTREE_PER_BOHR
-from .energy_forces import EnergyForceTerms, energy_force_loss
+from .energy_forces import EnergyForceTerms, element_counts, energy_force_loss, offset_free
 
 HARTREE_TO_MICRO = 1e6
 
@@ -249,16 +250,19 @@ class Trainer:
         data = self.sets["val"]
         weights = self.config.matrix_weights
         sums = {f"{t}_mae": 0.0 for t in weights}
-        ef_sums = {"energy_mae": 0.0, "forces_mae": 0.0, "orbital_energies_mae": 0.0}
+        ef_sums = {"forces_mae": 0.0, "orbital_energies_mae": 0.0}
+        ef_weights = {k: w for k, w in self.config.energy_force_weights.items() if k != "energy"}
+        energy_errors = []  # Hartree, per molecule; the energy term is scored over the whole split
         loss_sum, count = 0.0, 0
         for start in range(0, len(data), 64):
             idx = list(range(start, min(start + 64, len(data))))
             if self.ef is not None:
                 E, F, pred, eps = self.ef(model, [data.numbers[i] for i in idx], [data.positions[i] for i in idx], create_graph=False, return_orbital_energies=True)
                 ef_loss, ef_parts = energy_force_loss(
-                    E.detach(), [f.detach() for f in F], data.energies[idx], [data.forces[i] for i in idx], self.config.energy_force_weights,
+                    E.detach(), [f.detach() for f in F], data.energies[idx], [data.forces[i] for i in idx], ef_weights,
                     [e.detach() for e in eps], [data.occupied_eps[i] for i in idx],
                 )
+                energy_errors.append((E.detach().cpu().double() - data.energies[idx]).numpy())
                 for k in ef_sums:
                     ef_sums[k] += float(ef_parts[k]) * len(idx)
                 pred = {k: v.detach() for k, v in pred.items()}
@@ -276,7 +280,16 @@ class Trainer:
         out = {"val_loss": loss_sum / count}
         out.update({f"val_{k}_uEh": v / count * HARTREE_TO_MICRO for k, v in sums.items()})
         if self.ef is not None:
-            out["val_energy_mae_meV"] = ef_sums["energy_mae"] / count * HARTREE * 1e3
+            dE = np.concatenate(energy_errors)
+            if self.config.validation_energy == "offset_free":
+                scored = offset_free(dE, element_counts(data.numbers, self.model.config.elements))
+                out["val_energy_offset_free_mae_meV"] = float(np.abs(scored).mean()) * HARTREE * 1e3
+            else:
+                scored = dE
+            w_E = self.config.energy_force_weights.get("energy", 0.0)
+            out["val_loss"] += w_E * float((scored**2).mean() + np.abs(scored).mean()) * self.energy_forces_active()
+            out["val_energy_mae_meV"] = float(np.abs(dE).mean()) * HARTREE * 1e3
+            out["val_energy_offset_meV"] = float(dE.mean()) * HARTREE * 1e3
             out["val_forces_mae_meV_per_A"] = ef_sums["forces_mae"] / count * HARTREE_PER_BOHR * 1e3
             out["val_eps_mae_uEh"] = ef_sums["orbital_energies_mae"] / count * HARTREE_TO_MICRO
         return out
@@ -404,10 +417,22 @@ def _avg_neighbors(data: MatrixData, cutoff: float) -> float:
 
 
 def _append_csv(path: Path, row: dict):
-    new = not path.exists()
+    """Append a row; a row with new columns (a run resumed by a newer version) rewrites the
+    file under the wider header, older rows left blank there."""
+    header = next(csv.reader(open(path, newline="")), None) if path.exists() else None
+    if header is not None and not set(row) <= set(header):
+        rows = list(csv.DictReader(open(path, newline="")))
+        fields = header + [k for k in row if k not in header]
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows + [row])
+        data = text.getvalue().encode()
+        atomic_write_bytes(path, lambda fh: fh.write(data))
+        return
     with open(path, "a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(row))
-        if new:
+        writer = csv.DictWriter(fh, fieldnames=header or list(row))
+        if header is None:
             writer.writeheader()
         writer.writerow(row)
 

@@ -181,3 +181,47 @@ def test_fitted_atomic_energies_remove_the_mean_residual_and_move_no_force(tmp_p
 
     with pytest.raises(ValueError, match="atomic_energies for element"):
         PhiSNetConfig(elements=[1, 8], atomic_energies={"6": -37.8})
+
+
+def test_offset_free_errors_ignore_a_constant_per_element():
+    from ase_phisnet.training.energy_forces import element_counts, offset_free
+
+    rng = np.random.default_rng(0)
+    numbers = [[1, 1, 8], [1, 1, 8], [1, 1, 6, 8], [6, 6, 1, 1, 1, 1, 8], [8, 8]]
+    counts = element_counts(numbers, (1, 6, 8))
+    assert counts.tolist()[2] == [2, 1, 1]
+    errors = rng.normal(size=len(numbers))
+    shifted = errors + counts @ np.array([0.3, -1.2, 2.0])
+    assert np.allclose(offset_free(shifted, counts), offset_free(errors, counts), atol=1e-12)
+    assert not np.allclose(offset_free(errors, counts), errors)  # something was taken out
+    # one molecule type: the mean is what goes
+    same = element_counts([[1, 1, 8]] * 4, (1, 8))
+    assert np.allclose(offset_free(np.array([1.0, 2.0, 3.0, 6.0]), same), [-2.0, -1.0, 0.0, 3.0])
+
+
+@pytest.mark.parametrize("mode", ["absolute", "offset_free"])
+def test_offset_free_validation_does_not_see_atomic_energies(tmp_path, mode):
+    cfg = {
+        **TINY,
+        "output": str(tmp_path / mode),
+        "loss": {"fock": 1.0, "hcore": 1.0, "energy": 10.0, "forces": 1.0},
+        "model": {**TINY["model"], "heads": ["fock", "hcore"], "core_baseline": True},
+        "max_steps": 1,
+        "validation_energy": mode,
+    }
+    (tmp_path / f"{mode}.yaml").write_text(yaml.safe_dump(cfg))
+    trainer = Trainer(TrainConfig.from_yaml(tmp_path / f"{mode}.yaml"), progress=False)
+    model = trainer.ema
+    before = trainer.validate(model)
+    model.config.atomic_energies = {1: 1e-3, 8: 3e-3}  # 5 mEh per water molecule
+    after = trainer.validate(model)
+    assert after["val_energy_offset_meV"] - before["val_energy_offset_meV"] == pytest.approx(5e-3 * HARTREE * 1e3, rel=1e-9)
+    assert after["val_forces_mae_meV_per_A"] == pytest.approx(before["val_forces_mae_meV_per_A"], rel=1e-12)
+    if mode == "offset_free":
+        assert after["val_loss"] == pytest.approx(before["val_loss"], rel=1e-9)
+        assert after["val_energy_offset_free_mae_meV"] == pytest.approx(before["val_energy_offset_free_mae_meV"], rel=1e-6)
+    else:
+        assert abs(after["val_loss"] - before["val_loss"]) > 1e-2  # the 5 mEh shift is scored
+    with pytest.raises(ValueError, match="validation_energy"):
+        (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**cfg, "validation_energy": "centered"}))
+        TrainConfig.from_yaml(tmp_path / "bad.yaml")

@@ -123,3 +123,18 @@ def test_init_from_a_model_starts_from_its_weights(tmp_path):
     bad = TrainConfig.from_yaml(write_config(tmp_path, "third", init_from=str(tmp_path / "first" / "best"), model={**TINY["model"], "features": 6}))
     with pytest.raises(ValueError, match="architecture differs.*features"):
         Trainer(bad, progress=False)
+
+
+def test_metrics_csv_widens_when_a_resumed_run_reports_more(tmp_path):
+    import csv
+
+    from ase_phisnet.training.trainer import _append_csv
+
+    path = tmp_path / "metrics.csv"
+    _append_csv(path, {"step": 1, "val_loss": 0.5})
+    _append_csv(path, {"step": 2, "val_loss": 0.4, "val_energy_offset_meV": 1.5})
+    _append_csv(path, {"step": 3, "val_loss": 0.3})
+    rows = list(csv.DictReader(open(path)))
+    assert [r["step"] for r in rows] == ["1", "2", "3"]
+    assert [r["val_energy_offset_meV"] for r in rows] == ["", "1.5", ""]
+    assert rows[2]["val_loss"] == "0.3"
