@@ -95,9 +95,8 @@ def main():
             t_dft.append(timed(step_dft, 1))
             t_xtb.append(timed(step_xtb, 5) if xtb else float("nan"))
         ml, ref, xt = (1e3 * float(np.mean(t)) for t in (t_ml, t_dft, t_xtb))
-        xtb_cells = f"{xt:.2f} | {xt / ml:.3g}x" if xtb else "n/a | n/a"
-        cells = xtb_cells.split(" | ")
-        print(f"| {name} | {ml:.1f} | {ref:.0f} | {cells[0]} | {ref / ml:.0f}x | {cells[1]} |")
+        xt_ms, xt_ratio = (f"{xt:.2f}", f"{xt / ml:.3g}x") if xtb else ("n/a", "n/a")
+        print(f"| {name} | {ml:.1f} | {ref:.0f} | {xt_ms} | {ref / ml:.0f}x | {xt_ratio} |")
 
 
 if __name__ == "__main__":

@@ -110,6 +110,11 @@ class EnergyForceTerms:
         return (energies, forces, out, occupied) if return_orbital_energies else (energies, forces, out)
 
 
+def mse_plus_mae(delta):
+    """``mean(delta^2) + mean(|delta|)``, the form of every loss term (tensor or array)."""
+    return (delta**2).mean() + abs(delta).mean()
+
+
 def energy_force_loss(energies, forces, ref_energies, ref_forces, weights: dict, occupied=None, ref_occupied=None) -> tuple[torch.Tensor, dict]:
     """``w_E (MSE + MAE)`` on energies (Hartree) plus ``w_F (MSE + MAE)`` on force components
     (Hartree/Bohr), plus ``w_eps (MSE + MAE)`` on occupied orbital energies (Hartree) when
@@ -126,7 +131,7 @@ def energy_force_loss(energies, forces, ref_energies, ref_forces, weights: dict,
         deltas["orbital_energies"] = deps
     for term, delta in deltas.items():
         if weights.get(term, 0):
-            total = total + float(weights[term]) * ((delta**2).mean() + delta.abs().mean())
+            total = total + float(weights[term]) * mse_plus_mae(delta)
     return total, parts
 
 

@@ -35,7 +35,7 @@ from ..model.io import save_model
 from .config import TrainConfig
 from .data import MatrixData, load_frames, pair_distance_range
 from ..units import HARTREE, HARTREE_PER_BOHR
-from .energy_forces import EnergyForceTerms, element_counts, energy_force_loss, offset_free
+from .energy_forces import EnergyForceTerms, element_counts, energy_force_loss, mse_plus_mae, offset_free
 
 HARTREE_TO_MICRO = 1e6
 
@@ -287,7 +287,7 @@ class Trainer:
             else:
                 scored = dE
             w_E = self.config.energy_force_weights.get("energy", 0.0)
-            out["val_loss"] += w_E * float((scored**2).mean() + np.abs(scored).mean()) * self.energy_forces_active()
+            out["val_loss"] += w_E * float(mse_plus_mae(scored)) * self.energy_forces_active()
             out["val_energy_mae_meV"] = float(np.abs(dE).mean()) * HARTREE * 1e3
             out["val_energy_offset_meV"] = float(dE.mean()) * HARTREE * 1e3
             out["val_forces_mae_meV_per_A"] = ef_sums["forces_mae"] / count * HARTREE_PER_BOHR * 1e3
@@ -419,9 +419,12 @@ def _avg_neighbors(data: MatrixData, cutoff: float) -> float:
 def _append_csv(path: Path, row: dict):
     """Append a row; a row with new columns (a run resumed by a newer version) rewrites the
     file under the wider header, older rows left blank there."""
-    header = next(csv.reader(open(path, newline="")), None) if path.exists() else None
+    rows, header = [], None
+    if path.exists():
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            header, rows = reader.fieldnames, list(reader)
     if header is not None and not set(row) <= set(header):
-        rows = list(csv.DictReader(open(path, newline="")))
         fields = header + [k for k in row if k not in header]
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=fields)
