@@ -178,16 +178,27 @@ class AOBasis:
         return np.concatenate(perm)
 
     def perm_to_irreps(self, numbers: Sequence[int]) -> np.ndarray:
-        """Index array ``p`` with ``x_irreps = x_pyscf[p]`` for AO vectors of the molecule."""
-        perms, start = [], 0
-        for z in self.check_numbers(numbers):
-            perms.append(self.element_perm(z) + start)
-            start += self.n_ao_element(z)
-        return np.concatenate(perms)
+        """Index array ``p`` with ``x_irreps = x_pyscf[p]`` for AO vectors of the molecule (read-only;
+        kept per molecule, since an MD run asks for the same one at every step)."""
+        return self._perms(numbers)[0]
 
     def perm_to_pyscf(self, numbers: Sequence[int]) -> np.ndarray:
-        """Inverse of :meth:`perm_to_irreps`: ``x_pyscf = x_irreps[p]``."""
-        return np.argsort(self.perm_to_irreps(numbers))
+        """Inverse of :meth:`perm_to_irreps`: ``x_pyscf = x_irreps[p]`` (read-only)."""
+        return self._perms(numbers)[1]
+
+    def _perms(self, numbers: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        key = tuple(self.check_numbers(numbers).tolist())
+        cache = self.__dict__.setdefault("_perm_cache", {})
+        if key not in cache:
+            perms, start = [], 0
+            for z in key:
+                perms.append(self.element_perm(z) + start)
+                start += self.n_ao_element(z)
+            to_irreps = np.concatenate(perms)
+            to_pyscf = np.argsort(to_irreps)
+            to_irreps.flags.writeable = to_pyscf.flags.writeable = False
+            cache[key] = (to_irreps, to_pyscf)
+        return cache[key]
 
     def to_irreps_order(self, matrix, numbers: Sequence[int]):
         """Reorder the last two (AO, AO) axes of ``matrix`` from PySCF order to irreps order.
@@ -275,7 +286,7 @@ def random_rotation(seed: int | None = None) -> np.ndarray:
 
 def _reorder(matrix, p: np.ndarray):
     if isinstance(matrix, torch.Tensor):
-        idx = torch.as_tensor(p, device=matrix.device)
+        idx = torch.tensor(p, device=matrix.device)
         return matrix.index_select(-2, idx).index_select(-1, idx)
     matrix = np.asarray(matrix)
     return matrix[..., p, :][..., :, p]

@@ -84,6 +84,7 @@ class PhiSNetCalculator(Calculator):
             raise ValueError(f"charge {charge} asked for; this model was trained on charge {trained_charge} molecules only")
         self.parameters.update(model=str(model) if not isinstance(model, torch.nn.Module) else "<PhiSNet>", device=device, dtype=dtype, charge=int(charge), multiplicity=1, overlap=overlap)
         self._mol_cache = {}
+        self._graph_cache = (None, None)
 
     # ------------------------------------------------------------------ input checks
     def check_atoms(self, atoms) -> None:
@@ -139,6 +140,19 @@ class PhiSNetCalculator(Calculator):
             self._mol_cache = {key: (ExactOverlap(mol), ExactCoreHamiltonian(mol))}
         return self._mol_cache[key]
 
+    def _graph(self, numbers, R: torch.Tensor):
+        """The model's graph at ``R`` (Bohr); its bookkeeping is reused while the atoms and the
+        pairs within the cutoff stay the same (every step of an MD run of a small molecule)."""
+        with torch.no_grad():
+            pairs = (torch.cdist(R, R) < self.model.config.cutoff).cpu().numpy()
+        key = (tuple(numbers.tolist()), pairs.tobytes())
+        cached_key, graph = self._graph_cache
+        if key != cached_key:
+            graph = self.model.graph([numbers], [R])
+            self._graph_cache = (key, graph)
+            return graph
+        return graph.with_positions(R)
+
     # ------------------------------------------------------------------ the calculation
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
@@ -158,7 +172,7 @@ class PhiSNetCalculator(Calculator):
         R = torch.tensor(atoms.get_positions() / BOHR, dtype=param.dtype, device=param.device, requires_grad="forces" in properties)
         overlap, core = self._integrals(atoms)
         with torch.set_grad_enabled("forces" in properties):
-            out = self.model(self.model.graph([numbers], [R]))
+            out = self.model(self._graph(numbers, R))
             to_pyscf = lambda name: self.model.basis.to_pyscf_order(out[name][0], numbers)  # noqa: E731
             F = to_pyscf("fock")
             S = to_pyscf("overlap") if self.parameters.overlap == "predicted" else overlap(R)

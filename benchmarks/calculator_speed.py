@@ -8,6 +8,7 @@ analytic gradient, conv_tol 1e-9, grid level 3, from the default guess.
 
     python benchmarks/calculator_speed.py                  # water and ethanol, 3 geometries each
     python benchmarks/calculator_speed.py --frames 5 --device cuda
+    python benchmarks/calculator_speed.py --dtype float32   # the network and eigensolver in float32
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frames", type=int, default=3)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float64", choices=["float64", "float32"], help="PhiSNet's precision (float64: finite-difference-exact forces)")
     p.add_argument("--preset", default="small")
     p.add_argument("--features", type=int, default=32, help="features of the random-weight model (shipped water model: 32)")
     p.add_argument("--model", help="trained model with an hcore head (default: random weights)")
@@ -54,7 +56,7 @@ def main():
     from ase_phisnet.molecule import build_mol
     from ase_phisnet.training.data import load_frames
 
-    print(f"PhiSNet on {args.device}, {torch.get_num_threads()} torch threads; PySCF on {lib.num_threads()} threads")
+    print(f"PhiSNet on {args.device} in {args.dtype}, {torch.get_num_threads()} torch threads; PySCF on {lib.num_threads()} threads")
     print("| molecule | PhiSNet E+F (ms) | PySCF PBE E+F (ms) | GFN2-xTB E+F (ms) | PySCF / PhiSNet | xTB / PhiSNet |")
     print("|---|---|---|---|---|---|")
     for name, path in MOLECULES.items():
@@ -62,13 +64,13 @@ def main():
         frames = frames[: args.frames]
         numbers = frames[0]["numbers"]
         if args.model:
-            model = load_model(args.model, device=args.device)
+            model = load_model(args.model, device=args.device, dtype=getattr(torch, args.dtype))
         else:
             torch.manual_seed(0)
             # the shipped water model's architecture (H~core on top of the exact T + V_nuc)
             cfg = PhiSNetConfig.from_preset(args.preset, elements=sorted(set(numbers.tolist())), heads=["fock", "hcore"], features=args.features, core_baseline=True)
-            model = build_model(cfg, torch.float64, args.device)
-        calc = PhiSNetCalculator(model, device=args.device)
+            model = build_model(cfg, getattr(torch, args.dtype), args.device)
+        calc = PhiSNetCalculator(model, device=args.device, dtype=args.dtype)
         xtb = TBLite(method="GFN2-xTB", verbosity=0) if TBLite else None
         t_ml, t_dft, t_xtb = [], [], []
         for f in frames:

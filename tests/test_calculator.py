@@ -132,3 +132,25 @@ def test_energy_is_invariant_and_forces_rotate_with_the_molecule(energy_model):
         turned.calc = PhiSNetCalculator(energy_model)
         assert abs(turned.get_potential_energy() - energy) < 1e-9  # eV
         assert np.abs(turned.get_forces() - forces @ R.T).max() < 1e-8  # eV/Å
+
+
+def test_a_reused_calculator_matches_a_fresh_one_as_pairs_leave_and_reenter_the_cutoff(energy_model):
+    """The calculator keeps its graph between steps while the pairs within the cutoff stay the
+    same, and rebuilds it when they change: every step matches a fresh calculator."""
+    atoms = water()
+    calc = PhiSNetCalculator(energy_model)
+    atoms.calc = calc
+    start = atoms.positions.copy()
+    far = start.copy()
+    far[2] += [9.0, 0.0, 0.0]  # one H 9 Å (17 Bohr) from the others: beyond the 15 Bohr cutoff
+    pairs = []
+    for positions in (start, start + 0.01, far, start - 0.01):
+        atoms.positions = positions
+        fresh = atoms.copy()
+        fresh.calc = PhiSNetCalculator(energy_model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the stretched geometry warns (training range)
+            assert abs(atoms.get_potential_energy() - fresh.get_potential_energy()) < 1e-10
+            assert np.abs(atoms.get_forces() - fresh.get_forces()).max() < 1e-10
+        pairs.append(calc._graph_cache[1].src.numel())
+    assert pairs == [6, 6, 2, 6]

@@ -69,7 +69,7 @@ class DensityModel(nn.Module):
 
     def forward(self, graph, n_electrons: list[float]) -> list[torch.Tensor]:
         """Coefficients per molecule (irreps order), each summing to its electron count."""
-        x, _, _ = self.backbone.atom_features(graph)
+        x = self.backbone.atom_features(graph)[0]
         out = []
         for b, N in enumerate(n_electrons):
             atoms = (graph.batch == b).nonzero().flatten().tolist()

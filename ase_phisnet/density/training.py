@@ -115,7 +115,7 @@ class DensityFrames:
             perm = model.aux.perm_to_irreps(numbers)
             with torch.no_grad():
                 graph = model.backbone.graph([numbers], [np.asarray(frame["positions"]) / BOHR])
-                x, _, _ = model.backbone.atom_features(graph)
+                x = model.backbone.atom_features(graph)[0]
             self.items.append(
                 {
                     "numbers": numbers.tolist(),

@@ -110,16 +110,19 @@ class MatrixHead(nn.Module):
         ref = getattr(self, f"reference_{Z}")
         ref.copy_(torch.as_tensor(block, dtype=ref.dtype))
 
-    def forward(self, graph: MolecularGraph, x, sh, rbf) -> torch.Tensor:
-        """The symmetric matrix of every molecule, ``(B, n, n)``, zero-padded, irreps order."""
+    def forward(self, graph: MolecularGraph, x, sh, rbf, coupling=None) -> torch.Tensor:
+        """The symmetric matrix of every molecule, ``(B, n, n)``, zero-padded, irreps order.
+        ``coupling``: the pairs' :class:`.tensor_product.HarmonicCoupling`, shared between modules."""
         B, n = graph.num_molecules, graph.max_ao
         i, j = graph.src, graph.dst
         n_pp = self.pair_tp.weight_numel
         weights = self.pair_radial(rbf)
+        c = self.pair_c(x)
+        coupled = coupling(self.pair_sh_tp) if coupling is not None else None
         f_pair = torch.cat(
             [
                 self.pair_tp(self.pair_a(x)[i], self.pair_b(x)[j], weights[:, :n_pp]),
-                self.pair_sh_tp(self.pair_c(x)[i] + self.pair_c(x)[j], sh, weights[:, n_pp:]),
+                self.pair_sh_tp(c[i] + c[j], sh, weights[:, n_pp:], coupled),
             ],
             dim=-1,
         )

@@ -60,6 +60,13 @@ class MolecularGraph:
         ints = {k: getattr(self, k).to(device) for k in ("numbers", "batch", "src", "dst", "ao_offset", "n_ao")}
         return MolecularGraph(positions=pos, **ints)
 
+    def with_positions(self, positions: torch.Tensor) -> "MolecularGraph":
+        """The same atoms and pairs at new positions (Bohr), sharing the bookkeeping (block
+        layouts). Only valid while the pairs within the cutoff are unchanged: the caller checks."""
+        if positions.shape != self.positions.shape:
+            raise ValueError(f"positions of shape {tuple(positions.shape)} for a graph of {tuple(self.positions.shape)}")
+        return MolecularGraph(self.numbers, positions, self.batch, self.src, self.dst, self.ao_offset, self.n_ao, self._cache)
+
     def block_layout(self, basis: AOBasis) -> list["BlockLayout"]:
         """Where every AO block of this graph goes: computed once per graph and kept.
 

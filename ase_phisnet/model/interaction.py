@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 from e3nn import o3
-from e3nn.nn import Gate
 from torch import nn
 
+from .gate import GatedActivation
 from .irreps import RadialMLP, tensor_product
 from .linear import EquivariantLinear
 
@@ -42,13 +42,15 @@ class Interaction(nn.Module):
         self.radial = RadialMLP(num_radial, radial_hidden, self.tp.weight_numel)
         scalars = o3.Irreps([(mul, ir) for mul, ir in irreps if ir.l == 0])
         gated = o3.Irreps([(mul, ir) for mul, ir in irreps if ir.l > 0])
-        self.gate = Gate(scalars, [nn.functional.silu], f"{gated.num_irreps}x0e", [torch.sigmoid], gated)
+        self.gate = GatedActivation(scalars, gated)
         self.post = EquivariantLinear(irreps_mid, self.gate.irreps_in)
         self.out = EquivariantLinear(self.gate.irreps_out, irreps)
 
-    def forward(self, x, sh, rbf, receiver, sender):
-        """x: (N, dim) atom features; sh, rbf: per edge; messages flow sender -> receiver."""
-        messages = self.tp(self.pre(x)[sender], sh, self.radial(rbf))
+    def forward(self, x, sh, rbf, receiver, sender, coupling=None):
+        """x: (N, dim) atom features; sh, rbf: per edge; messages flow sender -> receiver.
+        ``coupling``: the edges' :class:`.tensor_product.HarmonicCoupling`, shared between modules."""
+        coupled = coupling(self.tp) if coupling is not None else None
+        messages = self.tp(self.pre(x)[sender], sh, self.radial(rbf), coupled)
         summed = torch.zeros(x.shape[0], messages.shape[1], dtype=x.dtype, device=x.device)
         summed = summed.index_add(0, receiver, messages) / self.avg_neighbors
         return x + self.out(self.gate(self.post(summed)))

@@ -1,4 +1,4 @@
-"""Equivariant linear map between irreps, one matrix product per order L.
+"""Equivariant linear map between irreps, one batched matrix product for all orders.
 
 An equivariant linear map mixes only channels of the same order ``L`` (Schur's lemma):
 
@@ -7,10 +7,14 @@ An equivariant linear map mixes only channels of the same order ``L`` (Schur's l
 e3nn's ``o3.Linear`` evaluates it as one einsum per (input irrep, output irrep) pair. For the
 matrix heads, whose outputs are one ``1 x L`` irrep per Clebsch-Gordan path of an orbital block
 (56 of them for an O-O block of def2-SVP), that is over a hundred einsums per block type.
-:class:`EquivariantLinear` collects the channels of each order, builds ``W_L`` from the same
-flat weight vector (e3nn's layout and ``1/sqrt(fan_in)`` path normalization, so weights and
-files are interchangeable; checked against e3nn to 1e-12 in float64) and applies one
-contraction per order.
+:class:`EquivariantLinear` builds every ``W_L`` from the same flat weight vector (e3nn's layout
+and ``1/sqrt(fan_in)`` path normalization, so weights and files are interchangeable; checked
+against e3nn to 1e-12 in float64) and stacks them, zero-padded to the largest channel counts,
+into one ``(orders, c_in, c_out)`` tensor. The input is gathered into the matching padded
+``(orders, components, c_in)`` layout, so the whole map is one gather, one batched matrix
+product and one gather back: a dozen tensor operations whatever the irreps, where one per
+order costs several each. (The padding adds exact zeros; for one molecule the number of
+operations, not their size, sets the time.)
 
 Examples
 --------
@@ -71,34 +75,45 @@ class EquivariantLinear(E3nnStateOnLoad):
                 first[key, k] = seen.get(ir.l, 0)
                 seen[ir.l] = first[key, k] + mul
         self.orders = sorted(index_out)
-        gather = {l: torch.full((len(index_in.get(l, [])), len(index_out[l])), self.weight_numel, dtype=torch.long) for l in self.orders}
-        scale = {l: torch.zeros(g.shape, dtype=torch.float64) for l, g in gather.items()}
+        n_orders = len(self.orders)
+        c_in = max([len(index_in.get(l, [])) for l in self.orders] + [1])
+        c_out = max(len(index_out[l]) for l in self.orders)
+        n_comp = max(2 * l + 1 for l in self.orders)
+        # weights: (order, c_in, c_out) positions in [weight, 0] (weight_numel: no path), and scales
+        gather_w = torch.full((n_orders, c_in, c_out), self.weight_numel, dtype=torch.long)
+        scale = torch.zeros(n_orders, c_in, c_out, dtype=torch.float64)
         offset = 0
         for ins in reference.instructions:
-            l = self.irreps_in[ins.i_in].ir.l
+            o = self.orders.index(self.irreps_in[ins.i_in].ir.l)
             mul_in, mul_out = ins.path_shape
             a, b = first["in", ins.i_in], first["out", ins.i_out]
-            gather[l][a : a + mul_in, b : b + mul_out] = torch.arange(offset, offset + mul_in * mul_out).view(mul_in, mul_out)
-            scale[l][a : a + mul_in, b : b + mul_out] = ins.path_weight
+            gather_w[o, a : a + mul_in, b : b + mul_out] = torch.arange(offset, offset + mul_in * mul_out).view(mul_in, mul_out)
+            scale[o, a : a + mul_in, b : b + mul_out] = ins.path_weight
             offset += mul_in * mul_out
-        dtype = torch.get_default_dtype()
-        for l in self.orders:
-            self.register_buffer(f"gather_{l}", gather[l], persistent=False)
-            self.register_buffer(f"scale_{l}", scale[l].to(dtype), persistent=False)
-            self.register_buffer(f"inputs_{l}", index_in.get(l, torch.zeros(0, 2 * l + 1, dtype=torch.long)).reshape(-1), persistent=False)
-        produced = torch.cat([index_out[l].reshape(-1) for l in self.orders])
-        self.register_buffer("order_out", torch.argsort(produced), persistent=False)
+        # input: (order, component, c_in) positions in [x, 0] (irreps_in.dim: padding)
+        gather_x = torch.full((n_orders, n_comp, c_in), self.irreps_in.dim, dtype=torch.long)
+        # output: where each of e3nn's output positions sits in the flat (order, component, c_out) result
+        out_position = torch.empty(self.irreps_out.dim, dtype=torch.long)
+        for o, l in enumerate(self.orders):
+            if l in index_in:
+                gather_x[o, : 2 * l + 1, : len(index_in[l])] = index_in[l].T
+            positions = index_out[l]  # (channels, 2l+1)
+            channel, comp = torch.meshgrid(torch.arange(positions.shape[0]), torch.arange(2 * l + 1), indexing="ij")
+            out_position[positions.reshape(-1)] = ((o * n_comp + comp) * c_out + channel).reshape(-1)
+        self.shape = (n_orders, n_comp, c_in, c_out)
+        self.register_buffer("gather_w", gather_w.reshape(-1), persistent=False)
+        self.register_buffer("scale", scale.to(torch.get_default_dtype()), persistent=False)
+        self.register_buffer("gather_x", gather_x.reshape(-1), persistent=False)
+        self.register_buffer("out_position", out_position, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(n, irreps_out.dim)`` from ``(n, irreps_in.dim)``."""
         n = x.shape[0]
-        w = torch.cat([self.weight, self.weight.new_zeros(1)])  # index weight_numel: no path
-        parts = []
-        for l in self.orders:
-            W = w[getattr(self, f"gather_{l}")] * getattr(self, f"scale_{l}")  # (c_in, c_out)
-            x_l = x[:, getattr(self, f"inputs_{l}")].view(n, W.shape[0], 2 * l + 1)
-            parts.append(torch.einsum("nim,io->nom", x_l, W).reshape(n, -1))
-        return torch.cat(parts, dim=1)[:, self.order_out]
+        n_orders, n_comp, c_in, c_out = self.shape
+        W = nn.functional.pad(self.weight, (0, 1))[self.gather_w].view(n_orders, c_in, c_out) * self.scale
+        X = nn.functional.pad(x, (0, 1)).index_select(1, self.gather_x).view(n, n_orders, n_comp, c_in)
+        Y = torch.matmul(X.transpose(0, 1).reshape(n_orders, n * n_comp, c_in), W)  # (order, n * component, c_out)
+        return Y.view(n_orders, n, n_comp * c_out).transpose(0, 1).reshape(n, -1).index_select(1, self.out_position)
 
     @staticmethod
     def _is_e3nn_state(name: str) -> bool:

@@ -24,6 +24,7 @@ from .graph import MolecularGraph, build_graph
 from .interaction import Interaction
 from .irreps import so3_irreps, spherical_harmonics
 from .radial import ExpBernsteinBasis
+from .tensor_product import HarmonicCoupling
 
 
 class PhiSNet(nn.Module):
@@ -67,7 +68,8 @@ class PhiSNet(nn.Module):
         return self.basis.elements
 
     def atom_features(self, graph: MolecularGraph):
-        """Equivariant atom features and the per-pair geometry (sh, radial basis)."""
+        """Equivariant atom features and the per-pair geometry: harmonics, radial basis and the
+        harmonics' coupling tables, which every module shares (:class:`HarmonicCoupling`)."""
         vectors = graph.positions[graph.dst] - graph.positions[graph.src]  # r_ij = r_j - r_i
         distances = vectors.norm(dim=-1)
         sh = spherical_harmonics(vectors, self.lmax)
@@ -75,13 +77,14 @@ class PhiSNet(nn.Module):
         scalars = self.embedding(self.element_index[graph.numbers])
         x = torch.zeros(len(graph.numbers), self.irreps.dim, dtype=scalars.dtype, device=scalars.device)
         x = torch.cat([scalars, x[:, scalars.shape[1] :]], dim=1)
+        coupling = HarmonicCoupling(sh)
         for interaction in self.interactions:
-            x = interaction(x, sh, rbf, receiver=graph.src, sender=graph.dst)
-        return x, sh, rbf
+            x = interaction(x, sh, rbf, receiver=graph.src, sender=graph.dst, coupling=coupling)
+        return x, sh, rbf, coupling
 
     def forward(self, graph: MolecularGraph) -> dict[str, torch.Tensor]:
-        x, sh, rbf = self.atom_features(graph)
-        return {name: head(graph, x, sh, rbf) for name, head in self.heads.items()}
+        x, sh, rbf, coupling = self.atom_features(graph)
+        return {name: head(graph, x, sh, rbf, coupling) for name, head in self.heads.items()}
 
     def atomic_energy(self, numbers) -> float:
         """``sum_A e_{Z_A}`` (Hartree) of the configuration's ``atomic_energies`` (0 without)."""

@@ -10,10 +10,16 @@ with ``C`` e3nn's ``wigner_3j`` and ``c_p`` e3nn's path normalization. e3nn's
 ``o3.TensorProduct`` evaluates this path by path: 65 einsums for ``lmax = 4``, each a few
 microseconds of dispatch for the handful of edges of one molecule, forward and backward.
 :class:`HarmonicTensorProduct` gives the same numbers (same weights, same layout; checked
-against e3nn to 1e-12 in float64) from two gathers and a few matrix products: each path and
-input component ``(p, m1)`` is a row ``r`` of one coefficient table ``T[(l2, m2), r, (L, M)]``;
-``Y`` is contracted with the table for all edges in one product (it has one channel), then
-the weighted features with the result, one small matrix product per edge.
+against e3nn to 1e-12 in float64) from two gathers and one small matrix product per output
+order: each path and input component ``(p, m1)`` is a row ``r`` of a coefficient table
+``T[(l2, m2), r, (L, M)]``, and the rows are grouped by the order ``L`` of their path, so the
+table of order ``L`` has only its ``2L+1`` columns. ``Y`` is contracted with the tables for all
+edges at once (:meth:`HarmonicTensorProduct.couple`: it has one channel); the weighted
+features are then contracted with the result, one batched product per order.
+
+The coupled harmonics depend only on the edges and the orders, not on the weights: every
+product of a model with the same orders can share them (:class:`HarmonicCoupling`), so a
+model computes them once per geometry instead of once per module.
 
 The channel-wise product of two feature sets (``"uuu"``, :class:`ChannelwiseTensorProduct`)
 cannot use one table (the second input has ``mul`` channels too, so a dense table would cost
@@ -83,6 +89,8 @@ class HarmonicTensorProduct(E3nnStateOnLoad):
     weight_numel : int
         Number of weights per row, ``n_paths * mul``, in e3nn's order (path-major).
     irreps_out : o3.Irreps
+    coupling_key : tuple
+        Products with equal keys have equal coefficient tables (:meth:`couple`).
     """
 
     def __init__(self, irreps_1: o3.Irreps, irreps_2: o3.Irreps, lmax: int):
@@ -94,45 +102,84 @@ class HarmonicTensorProduct(E3nnStateOnLoad):
         self.irreps_in1, self.irreps_in2 = o3.Irreps(irreps_1), o3.Irreps(irreps_2)
         reference = _e3nn_reference(self.irreps_in1, self.irreps_in2, lmax, "uvu", shared_weights=False)
         self.irreps_out, self.n_paths, self.weight_numel = reference.irreps_out, len(reference.instructions), reference.weight_numel
+        self.coupling_key = (tuple(ir.l for _, ir in self.irreps_in1), tuple(ir.l for _, ir in self.irreps_in2), lmax)
 
-        off1, off2, off3 = (_component_offsets(irreps) for irreps in (self.irreps_in1, self.irreps_in2, self.irreps_out))
-        # one row r per path and input component (p, m1): table[(l2, m2), r, (L, M)] = c_p C(l1 m1, l2 m2 | L M)
-        rows_in, rows_path, blocks = [], [], []
-        for p, ins in enumerate(reference.instructions):
-            l1, l2, L = (self.irreps_in1[ins.i_in1].ir.l, self.irreps_in2[ins.i_in2].ir.l, self.irreps_out[ins.i_out].ir.l)
-            w3j = ins.path_weight * o3.wigner_3j(l1, l2, L, dtype=torch.float64)
-            for m1 in range(2 * l1 + 1):
-                block = torch.zeros(self.irreps_in2.dim, off3[-1], dtype=torch.float64)
-                block[off2[ins.i_in2] : off2[ins.i_in2] + 2 * l2 + 1, off3[ins.i_out] : off3[ins.i_out] + 2 * L + 1] = w3j[m1]
-                blocks.append(block)
-                rows_in.append(off1[ins.i_in1] + m1)
-                rows_path.append(p)
-        self.n_rows = len(blocks)
-        # Y (n, dim_2) @ table (dim_2, rows * dim_out) contracts the harmonics with every row at once.
-        # (Grouping the rows by L would skip the zeros, but many tiny products are slower on a CPU.)
-        table = torch.stack(blocks, dim=1).reshape(self.irreps_in2.dim, -1)
-        self.register_buffer("table", table.to(torch.get_default_dtype()), persistent=False)
-        # features in e3nn's layout -> (channel, row), one gather
+        off1, off2 = _component_offsets(self.irreps_in1), _component_offsets(self.irreps_in2)
+        # rows r = (path, m1), grouped by the path's output order L:
+        # table_L[(l2, m2), r, M] = c_p C(l1 m1, l2 m2 | L M)
+        rows_in, rows_path, self.row_ranges = [], [], []
+        for i_out, (_, ir_out) in enumerate(self.irreps_out):
+            blocks = []
+            for p, ins in enumerate(reference.instructions):
+                if ins.i_out != i_out:
+                    continue
+                l1, l2 = self.irreps_in1[ins.i_in1].ir.l, self.irreps_in2[ins.i_in2].ir.l
+                w3j = ins.path_weight * o3.wigner_3j(l1, l2, ir_out.l, dtype=torch.float64)
+                for m1 in range(2 * l1 + 1):
+                    block = torch.zeros(self.irreps_in2.dim, ir_out.dim, dtype=torch.float64)
+                    block[off2[ins.i_in2] : off2[ins.i_in2] + 2 * l2 + 1] = w3j[m1]
+                    blocks.append(block)
+                    rows_in.append(off1[ins.i_in1] + m1)
+                    rows_path.append(p)
+            start = self.row_ranges[-1][1] if self.row_ranges else 0
+            self.row_ranges.append((start, start + len(blocks)))
+            # Y (n, dim_2) @ table_L (dim_2, rows_L * (2L+1)) contracts the harmonics with the rows of order L
+            table = torch.stack(blocks, dim=1).reshape(self.irreps_in2.dim, -1) if blocks else torch.zeros(self.irreps_in2.dim, 0, dtype=torch.float64)
+            self.register_buffer(f"table_{i_out}", table.to(torch.get_default_dtype()), persistent=False)
+        self.n_rows = len(rows_in)
+        # features in e3nn's layout -> (order L, channel, row of order L), one gather
         channel_major = _channel_major(self.irreps_in1).view(mul, -1)
-        self.register_buffer("gather_1", channel_major[:, torch.tensor(rows_in)].reshape(-1), persistent=False)
-        # weights (path, channel) -> (channel, row)
-        gather_w = torch.arange(self.n_paths * mul).view(self.n_paths, mul)[torch.tensor(rows_path)].T
-        self.register_buffer("gather_w", gather_w.reshape(-1), persistent=False)
+        rows_in, rows_path = torch.tensor(rows_in), torch.tensor(rows_path)
+        gather_w = torch.arange(self.n_paths * mul).view(self.n_paths, mul)  # weights (path, channel)
+        self.register_buffer("gather_1", torch.cat([channel_major[:, rows_in[r0:r1]].reshape(-1) for r0, r1 in self.row_ranges]), persistent=False)
+        self.register_buffer("gather_w", torch.cat([gather_w[rows_path[r0:r1]].T.reshape(-1) for r0, r1 in self.row_ranges]), persistent=False)
         self.register_buffer("order_out", torch.argsort(_channel_major(self.irreps_out)), persistent=False)
 
-    def forward(self, x: torch.Tensor, sh: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    def couple(self, sh: torch.Tensor) -> list[torch.Tensor]:
+        """Harmonics ``(n, irreps_in2.dim)`` contracted with the table of every output order:
+        ``(n, rows_L, 2L+1)`` each. Depends on the edges only; see :class:`HarmonicCoupling`."""
+        n = sh.shape[0]
+        return [(sh @ getattr(self, f"table_{k}")).view(n, r1 - r0, ir.dim) for k, ((r0, r1), (_, ir)) in enumerate(zip(self.row_ranges, self.irreps_out))]
+
+    def forward(self, x: torch.Tensor, sh: torch.Tensor, weight: torch.Tensor, coupled: list[torch.Tensor] | None = None) -> torch.Tensor:
         """``(n, irreps_out.dim)`` from features ``(n, irreps_in1.dim)``, harmonics
-        ``(n, irreps_in2.dim)`` and weights ``(n, weight_numel)``."""
+        ``(n, irreps_in2.dim)`` and weights ``(n, weight_numel)``; ``coupled`` is
+        ``couple(sh)`` where it has been computed already."""
         n = x.shape[0]
+        coupled = self.couple(sh) if coupled is None else coupled
         # row r = (path, m1): x[u, (l1, m1)] * w[path, u], times the table contracted with Y
-        left = (x[:, self.gather_1] * weight[:, self.gather_w]).view(n, self.mul, self.n_rows)
-        right = (sh @ self.table).view(n, self.n_rows, self.irreps_out.dim // self.mul)
-        return torch.bmm(left, right).reshape(n, self.irreps_out.dim)[:, self.order_out]
+        left = (x.index_select(1, self.gather_1) * weight.index_select(1, self.gather_w)).split([self.mul * (r1 - r0) for r0, r1 in self.row_ranges], dim=1)
+        out = torch.cat([torch.bmm(a.view(n, self.mul, right.shape[1]), right) for a, right in zip(left, coupled)], dim=2)
+        return out.reshape(n, self.irreps_out.dim).index_select(1, self.order_out)
 
     @staticmethod
     def _is_e3nn_state(name: str) -> bool:
         # e3nn's Wigner-3j buffers, output mask, and empty weight placeholder
         return name in ("output_mask", "weight") or name.startswith("_compiled_main_")
+
+
+class HarmonicCoupling:
+    """The coupled harmonics of one set of edges, computed once and shared by every
+    :class:`HarmonicTensorProduct` with the same orders.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ase_phisnet.model.irreps import so3_irreps
+    >>> tp = HarmonicTensorProduct(so3_irreps(4, 2), so3_irreps(1, 2), lmax=2)
+    >>> coupling = HarmonicCoupling(torch.randn(5, 9))
+    >>> coupling(tp) is coupling(HarmonicTensorProduct(so3_irreps(8, 2), so3_irreps(1, 2), lmax=2))
+    True
+    """
+
+    def __init__(self, sh: torch.Tensor):
+        self.sh = sh
+        self._coupled: dict[tuple, list[torch.Tensor]] = {}
+
+    def __call__(self, tp: HarmonicTensorProduct) -> list[torch.Tensor]:
+        if tp.coupling_key not in self._coupled:
+            self._coupled[tp.coupling_key] = tp.couple(self.sh)
+        return self._coupled[tp.coupling_key]
 
 
 class ChannelwiseTensorProduct(E3nnStateOnLoad):
@@ -165,7 +212,7 @@ class ChannelwiseTensorProduct(E3nnStateOnLoad):
         reference = _e3nn_reference(self.irreps_in1, self.irreps_in2, lmax, "uuu", shared_weights)
         self.irreps_out, self.n_paths, self.weight_numel = reference.irreps_out, len(reference.instructions), reference.weight_numel
         self.weight = nn.Parameter(reference.weight.detach().clone()) if shared_weights else None
-        off1, off2, off3 = (_component_offsets(irreps) for irreps in (self.irreps_in1, self.irreps_in2, self.irreps_out))
+        off3 = _component_offsets(self.irreps_out)
         self.dim_out = off3[-1]
         # groups (l1, l2) with the columns (path, M) their paths produce
         self.groups, col_path, col_out = [], [], []
@@ -183,7 +230,7 @@ class ChannelwiseTensorProduct(E3nnStateOnLoad):
                 if blocks:
                     k = len(self.groups)
                     self.register_buffer(f"w3j_{k}", torch.cat(blocks, dim=1).to(torch.get_default_dtype()), persistent=False)
-                    self.groups.append((off1[i1], ir1.dim, off2[i2], ir2.dim))
+                    self.groups.append((i1, i2))
         self.register_buffer("col_path", torch.tensor(col_path), persistent=False)
         # (columns, dim_out) 0/1: sums each path's column into its output component
         sum_paths = torch.zeros(len(col_out), self.dim_out)
@@ -197,16 +244,19 @@ class ChannelwiseTensorProduct(E3nnStateOnLoad):
         """``(n, irreps_out.dim)`` from ``(n, irreps_in1.dim)``, ``(n, irreps_in2.dim)`` and, without
         shared weights, per-row weights ``(n, weight_numel)``."""
         n = x1.shape[0]
-        a = x1[:, self.order_1].view(n * self.mul, self.irreps_in1.dim // self.mul)
-        b = x2[:, self.order_2].view(n * self.mul, self.irreps_in2.dim // self.mul)
+        a = x1.index_select(1, self.order_1).view(n * self.mul, self.irreps_in1.dim // self.mul)
+        b = x2.index_select(1, self.order_2).view(n * self.mul, self.irreps_in2.dim // self.mul)
+        # one piece per order (split, not slices: its backward is one concatenation)
+        a = a.split([ir.dim for _, ir in self.irreps_in1], dim=1)
+        b = b.split([ir.dim for _, ir in self.irreps_in2], dim=1)
         columns = []
-        for k, (s1, d1, s2, d2) in enumerate(self.groups):
-            outer = (a[:, s1 : s1 + d1, None] * b[:, None, s2 : s2 + d2]).reshape(-1, d1 * d2)
+        for k, (i1, i2) in enumerate(self.groups):
+            outer = (a[i1][:, :, None] * b[i2][:, None, :]).flatten(1)
             columns.append(outer @ getattr(self, f"w3j_{k}"))
         z = torch.cat(columns, dim=1).view(n, self.mul, len(self.col_path))  # (n, mul, columns)
         w = (self.weight if weight is None else weight).reshape(-1, self.n_paths, self.mul)
-        z = z * w[:, self.col_path].transpose(1, 2)
-        return (z.reshape(n * self.mul, len(self.col_path)) @ self.sum_paths).reshape(n, self.mul * self.dim_out)[:, self.order_out]
+        z = z * w.index_select(1, self.col_path).transpose(1, 2)
+        return (z.reshape(n * self.mul, len(self.col_path)) @ self.sum_paths).reshape(n, self.mul * self.dim_out).index_select(1, self.order_out)
 
     def _is_e3nn_state(self, name: str) -> bool:
         # e3nn's Wigner-3j buffers, output mask and, with per-row weights, its empty weight

@@ -7,7 +7,7 @@ from e3nn import o3
 
 from ase_phisnet import load_model
 from ase_phisnet.model.irreps import so3_irreps
-from ase_phisnet.model.tensor_product import HarmonicTensorProduct
+from ase_phisnet.model.tensor_product import HarmonicCoupling, HarmonicTensorProduct
 
 
 def e3nn_product(irreps_1, irreps_2, lmax):
@@ -29,6 +29,20 @@ def test_matches_e3nn_and_its_gradients(l1, l2, lmax):
     cot = torch.randn_like(a)
     for ga, gb in zip(torch.autograd.grad((a * cot).sum(), (x, sh, w)), torch.autograd.grad((b * cot).sum(), (x, sh, w))):
         assert torch.allclose(ga, gb, rtol=0, atol=1e-12 * float(gb.abs().max()))
+
+
+def test_coupled_harmonics_are_shared_between_products_of_the_same_orders():
+    """A model computes the coupled harmonics once per geometry; a product of other channel
+    counts but the same orders gets the same numbers from them as from its own tables."""
+    torch.manual_seed(1)
+    first, second = HarmonicTensorProduct(so3_irreps(5, 4), so3_irreps(1, 4), 4), HarmonicTensorProduct(so3_irreps(3, 4), so3_irreps(1, 4), 4)
+    other = HarmonicTensorProduct(so3_irreps(3, 2), so3_irreps(1, 4), 2)
+    sh = torch.randn(6, 25, dtype=torch.float64)
+    coupling = HarmonicCoupling(sh)
+    assert coupling(first) is coupling(second) and coupling(other) is not coupling(first)
+    x = torch.randn(6, so3_irreps(3, 4).dim, dtype=torch.float64)
+    w = torch.randn(6, second.weight_numel, dtype=torch.float64)
+    assert torch.equal(second(x, sh, w, coupling(second)), second(x, sh, w))
 
 
 def test_equivariant_under_rotation():
