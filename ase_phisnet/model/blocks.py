@@ -25,6 +25,7 @@ from ..basis import AOBasis
 from .graph import MolecularGraph
 from .irreps import RadialMLP, tensor_product
 from .linear import EquivariantLinear
+from .tensor_product import ChannelwiseTensorProduct
 
 
 def block_irreps_and_expansion(shells_i, shells_j) -> tuple[o3.Irreps, torch.Tensor]:
@@ -113,20 +114,24 @@ class MatrixHead(nn.Module):
     def forward(self, graph: MolecularGraph, x, sh, rbf, coupling=None) -> torch.Tensor:
         """The symmetric matrix of every molecule, ``(B, n, n)``, zero-padded, irreps order.
         ``coupling``: the pairs' :class:`.tensor_product.HarmonicCoupling`, shared between modules."""
+        calls, radial = self.channelwise_calls(graph, x, rbf)
+        return self.assemble(graph, x, sh, radial, ChannelwiseTensorProduct.evaluate_together(calls), coupling)
+
+    def channelwise_calls(self, graph: MolecularGraph, x, rbf):
+        """The head's two channel-wise products, ``x_i (x) x_j`` per pair and ``x_i (x) x_i`` per
+        atom, as calls for :meth:`.ChannelwiseTensorProduct.evaluate_together` (a model runs
+        those of all its heads in one evaluation), and the per-pair radial weights."""
+        radial = self.pair_radial(rbf)
+        pair = (self.pair_tp, self.pair_a(x)[graph.src], self.pair_b(x)[graph.dst], radial[:, : self.pair_tp.weight_numel])
+        return [pair, (self.diag_tp, self.diag_a(x), self.diag_b(x), None)], radial
+
+    def assemble(self, graph: MolecularGraph, x, sh, radial, products, coupling=None) -> torch.Tensor:
+        """The matrix from the outputs of :meth:`channelwise_calls` (``[pair, one-centre]``)."""
         B, n = graph.num_molecules, graph.max_ao
-        i, j = graph.src, graph.dst
-        n_pp = self.pair_tp.weight_numel
-        weights = self.pair_radial(rbf)
         c = self.pair_c(x)
         coupled = coupling(self.pair_sh_tp) if coupling is not None else None
-        f_pair = torch.cat(
-            [
-                self.pair_tp(self.pair_a(x)[i], self.pair_b(x)[j], weights[:, :n_pp]),
-                self.pair_sh_tp(c[i] + c[j], sh, weights[:, n_pp:], coupled),
-            ],
-            dim=-1,
-        )
-        f_diag = torch.cat([self.diag_tp(self.diag_a(x), self.diag_b(x)), x], dim=-1)
+        f_pair = torch.cat([products[0], self.pair_sh_tp(c[graph.src] + c[graph.dst], sh, radial[:, self.pair_tp.weight_numel :], coupled)], dim=-1)
+        f_diag = torch.cat([products[1], x], dim=-1)
 
         values, indices = [], []
         for block in graph.block_layout(self.basis):

@@ -190,7 +190,10 @@ class ChannelwiseTensorProduct(E3nnStateOnLoad):
     with the group's Wigner-3j columns (all its ``L`` at once), then one weighting and one
     scatter into the output orders for all groups together. That is about 25 small products
     instead of e3nn's 65 einsums, with the same arithmetic as the sparse paths; same numbers
-    and weight layout as e3nn (checked to 1e-12 in float64).
+    and weight layout as e3nn (checked to 1e-12 in float64). Products with equal tables (a
+    model's pair and one-centre products, in every head) can run as one evaluation over all
+    their rows (:meth:`evaluate_together`): for a small molecule the number of operations,
+    which sets the time, is then that of one product.
 
     Parameters
     ----------
@@ -212,6 +215,8 @@ class ChannelwiseTensorProduct(E3nnStateOnLoad):
         reference = _e3nn_reference(self.irreps_in1, self.irreps_in2, lmax, "uuu", shared_weights)
         self.irreps_out, self.n_paths, self.weight_numel = reference.irreps_out, len(reference.instructions), reference.weight_numel
         self.weight = nn.Parameter(reference.weight.detach().clone()) if shared_weights else None
+        # products with equal keys have equal tables
+        self.table_key = (str(self.irreps_in1), str(self.irreps_in2), lmax, tuple(ins.path_weight for ins in reference.instructions))
         off3 = _component_offsets(self.irreps_out)
         self.dim_out = off3[-1]
         # groups (l1, l2) with the columns (path, M) their paths produce
@@ -257,6 +262,51 @@ class ChannelwiseTensorProduct(E3nnStateOnLoad):
         w = (self.weight if weight is None else weight).reshape(-1, self.n_paths, self.mul)
         z = z * w.index_select(1, self.col_path).transpose(1, 2)
         return (z.reshape(n * self.mul, len(self.col_path)) @ self.sum_paths).reshape(n, self.mul * self.dim_out).index_select(1, self.order_out)
+
+    @staticmethod
+    def evaluate_together(calls, max_rows: int = 2048) -> list[torch.Tensor]:
+        """Outputs of several products with equal tables, evaluated together where they are small.
+
+        For a small molecule a product's time is its number of operations, the same for 10 rows
+        as for 100: calls are merged (inputs concatenated, one evaluation, outputs split) up to
+        ``max_rows`` rows times channels. Larger ones run alone, since merged intermediates
+        (``rows x channels x (2 l1 + 1)(2 l2 + 1)``, about 1.3 MB at the limit, float64) would
+        outgrow a core's cache and the products would get slower, not faster.
+
+        Parameters
+        ----------
+        calls : list of (ChannelwiseTensorProduct, x1, x2, weight or None)
+            As for :meth:`forward`; ``None`` uses that product's shared weights.
+        max_rows : int
+            Largest merged evaluation, in rows x channels.
+
+        Returns
+        -------
+        list of tensors
+            ``tp(x1, x2, weight)`` of each call, in order.
+        """
+        first = calls[0][0]
+        if any(tp.table_key != first.table_key for tp, *_ in calls):
+            raise ValueError("products evaluated together need equal irreps, orders and path weights")
+        sizes = [x1.shape[0] * first.mul for _, x1, _, _ in calls]
+        chunks, total = [], max_rows + 1
+        for k in sorted(range(len(calls)), key=sizes.__getitem__):  # smallest first, greedily
+            if total + sizes[k] > max_rows:
+                chunks.append([])
+                total = 0
+            chunks[-1].append(k)
+            total += sizes[k]
+        out: list[torch.Tensor | None] = [None] * len(calls)
+        for chunk in chunks:
+            if len(chunk) == 1:
+                out[chunk[0]] = calls[chunk[0]][0](*calls[chunk[0]][1:])
+                continue
+            rows = [calls[k][1].shape[0] for k in chunk]
+            weights = [calls[k][0].weight.expand(n, -1) if calls[k][3] is None else calls[k][3] for n, k in zip(rows, chunk)]
+            merged = first(torch.cat([calls[k][1] for k in chunk]), torch.cat([calls[k][2] for k in chunk]), torch.cat(weights))
+            for k, piece in zip(chunk, merged.split(rows)):
+                out[k] = piece
+        return out
 
     def _is_e3nn_state(self, name: str) -> bool:
         # e3nn's Wigner-3j buffers, output mask and, with per-row weights, its empty weight

@@ -95,3 +95,29 @@ def test_channelwise_product_matches_e3nn_and_its_gradients(shared):
     for ga, gb in zip(torch.autograd.grad((a * cot).sum(), wrt[0]), torch.autograd.grad((b * cot).sum(), wrt[1])):
         assert torch.allclose(ga, gb, rtol=0, atol=1e-12 * float(gb.abs().max()))
     assert ours(x1[:0], x2[:0], *(() if shared else (w[:0],))).shape == (0, irreps.dim)  # no rows
+
+
+@pytest.mark.parametrize("max_rows", [2048, 4])
+def test_channelwise_products_evaluated_together_match_one_by_one(max_rows):
+    """Several products with equal tables (per-row and shared weights, as a model's heads have)
+    give, merged into one evaluation or run alone past ``max_rows``, each one's own numbers and
+    gradients."""
+    from ase_phisnet.model.tensor_product import ChannelwiseTensorProduct
+
+    torch.manual_seed(3)
+    irreps = so3_irreps(2, 4)
+    per_row, shared = ChannelwiseTensorProduct(irreps, irreps, 4, False), ChannelwiseTensorProduct(irreps, irreps, 4, True)
+    rows = [5, 2, 3]
+    inputs = [[torch.randn(n, irreps.dim, requires_grad=True) for _ in range(2)] for n in rows]
+    weights = [torch.randn(rows[0], per_row.weight_numel, requires_grad=True), None, torch.randn(rows[2], per_row.weight_numel, requires_grad=True)]
+    calls = [(per_row, *inputs[0], weights[0]), (shared, *inputs[1], None), (per_row, *inputs[2], weights[2])]
+    together = ChannelwiseTensorProduct.evaluate_together(calls, max_rows=max_rows)
+    alone = [tp(x1, x2, *(() if w is None else (w,))) for tp, x1, x2, w in calls]
+    leaves = [t for pair in inputs for t in pair] + [weights[0], weights[2], shared.weight]
+    cot = [torch.randn_like(a) for a in alone]
+    g_together = torch.autograd.grad(sum((t * c).sum() for t, c in zip(together, cot)), leaves)
+    g_alone = torch.autograd.grad(sum((a * c).sum() for a, c in zip(alone, cot)), leaves)
+    for t, a in zip(together + list(g_together), alone + list(g_alone)):
+        assert torch.allclose(t, a, rtol=0, atol=1e-13 * float(a.abs().max()))
+    with pytest.raises(ValueError, match="equal irreps"):
+        ChannelwiseTensorProduct.evaluate_together([calls[0], (ChannelwiseTensorProduct(irreps, irreps, 3, True), *inputs[1], None)])
