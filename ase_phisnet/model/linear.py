@@ -12,9 +12,9 @@ and ``1/sqrt(fan_in)`` path normalization, so weights and files are interchangea
 against e3nn to 1e-12 in float64) and stacks them, zero-padded to the largest channel counts,
 into one ``(orders, c_in, c_out)`` tensor. The input is gathered into the matching padded
 ``(orders, components, c_in)`` layout, so the whole map is one gather, one batched matrix
-product and one gather back: a dozen tensor operations whatever the irreps, where one per
-order costs several each. (The padding adds exact zeros; for one molecule the number of
-operations, not their size, sets the time.)
+product and one gather back: eight tensor operations whatever the irreps, where one per
+order costs several each. (Padded channels meet exact zero weights; for one molecule the
+number of operations, not their size, sets the time.)
 
 Examples
 --------
@@ -79,8 +79,9 @@ class EquivariantLinear(E3nnStateOnLoad):
         c_in = max([len(index_in.get(l, [])) for l in self.orders] + [1])
         c_out = max(len(index_out[l]) for l in self.orders)
         n_comp = max(2 * l + 1 for l in self.orders)
-        # weights: (order, c_in, c_out) positions in [weight, 0] (weight_numel: no path), and scales
-        gather_w = torch.full((n_orders, c_in, c_out), self.weight_numel, dtype=torch.long)
+        # weights: (order, c_in, c_out) positions in the flat weight vector, and their scales;
+        # padding reads weight 0 and scales it by an exact 0
+        gather_w = torch.zeros((n_orders, c_in, c_out), dtype=torch.long)
         scale = torch.zeros(n_orders, c_in, c_out, dtype=torch.float64)
         offset = 0
         for ins in reference.instructions:
@@ -90,8 +91,9 @@ class EquivariantLinear(E3nnStateOnLoad):
             gather_w[o, a : a + mul_in, b : b + mul_out] = torch.arange(offset, offset + mul_in * mul_out).view(mul_in, mul_out)
             scale[o, a : a + mul_in, b : b + mul_out] = ins.path_weight
             offset += mul_in * mul_out
-        # input: (order, component, c_in) positions in [x, 0] (irreps_in.dim: padding)
-        gather_x = torch.full((n_orders, n_comp, c_in), self.irreps_in.dim, dtype=torch.long)
+        # input: (order, component, c_in) positions in x; padding reads column 0, which meets
+        # zero weights (padded channels) or lands in outputs nobody reads (padded components)
+        gather_x = torch.zeros((n_orders, n_comp, c_in), dtype=torch.long)
         # output: where each of e3nn's output positions sits in the flat (order, component, c_out) result
         out_position = torch.empty(self.irreps_out.dim, dtype=torch.long)
         for o, l in enumerate(self.orders):
@@ -109,11 +111,12 @@ class EquivariantLinear(E3nnStateOnLoad):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(n, irreps_out.dim)`` from ``(n, irreps_in.dim)``."""
         n = x.shape[0]
+        if self.weight_numel == 0 or self.irreps_in.dim == 0:  # no path: nothing to gather
+            return x.new_zeros(n, self.irreps_out.dim)
         n_orders, n_comp, c_in, c_out = self.shape
-        W = nn.functional.pad(self.weight, (0, 1))[self.gather_w].view(n_orders, c_in, c_out) * self.scale
-        X = nn.functional.pad(x, (0, 1)).index_select(1, self.gather_x).view(n, n_orders, n_comp, c_in)
-        Y = torch.matmul(X.transpose(0, 1).reshape(n_orders, n * n_comp, c_in), W)  # (order, n * component, c_out)
-        return Y.view(n_orders, n, n_comp * c_out).transpose(0, 1).reshape(n, -1).index_select(1, self.out_position)
+        W = self.weight.index_select(0, self.gather_w).view(n_orders, c_in, c_out) * self.scale
+        X = x.index_select(1, self.gather_x).view(n, n_orders, n_comp, c_in)
+        return torch.einsum("nomi,oic->nomc", X, W).reshape(n, -1).index_select(1, self.out_position)
 
     @staticmethod
     def _is_e3nn_state(name: str) -> bool:
