@@ -50,9 +50,9 @@ def test_model_and_dft_structures_agree_for_the_shipped_model(calc):
     model, dft = from_model(atoms, calc), from_pyscf(atoms)
     assert model.n_occ == dft.n_occ == 5
     # occupied levels are trained (eps loss); the virtual ones only through F~, looser (Hartree):
-    # the stage-8b model's first three are 7.4, 8.8 and 2.8 mEh off PBE's (stage 7c: up to 2.4)
+    # the stage-9b model's first three are 0.4, 1.0 and 0.3 mEh off PBE's (stage 8b's: 7.4, 8.8, 2.8)
     assert np.abs(model.mo_energy[:5] - dft.mo_energy[:5]).max() < 3e-4
-    assert np.abs(model.mo_energy[5:8] - dft.mo_energy[5:8]).max() < 1e-2
+    assert np.abs(model.mo_energy[5:8] - dft.mo_energy[5:8]).max() < 5e-3
     S = dft.mol.intor_symmetric("int1e_ovlp")
     flipped = aligned_sign(-model.mo_coeff[:, 4], dft.mo_coeff[:, 4], S)
     assert float(flipped @ S @ dft.mo_coeff[:, 4]) > 0.99
