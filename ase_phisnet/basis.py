@@ -118,6 +118,7 @@ class AOBasis:
         if not self.elements:
             raise BasisError("AOBasis needs at least one element")
         self.shell_ls = {Z: element_shells(self.basis, Z) for Z in self.elements}
+        self._perm_cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
 
     def __repr__(self) -> str:
         symbols = ",".join(chemical_symbols[z] for z in self.elements)
@@ -188,7 +189,7 @@ class AOBasis:
 
     def _perms(self, numbers: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         key = tuple(self.check_numbers(numbers).tolist())
-        cache = self.__dict__.setdefault("_perm_cache", {})
+        cache = self._perm_cache
         if key not in cache:
             perms, start = [], 0
             for z in key:

@@ -111,7 +111,7 @@ class EquivariantLinear(E3nnStateOnLoad):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(n, irreps_out.dim)`` from ``(n, irreps_in.dim)``."""
         n = x.shape[0]
-        if self.weight_numel == 0 or self.irreps_in.dim == 0:  # no path: nothing to gather
+        if self.weight_numel == 0:  # no path: nothing to gather
             return x.new_zeros(n, self.irreps_out.dim)
         n_orders, n_comp, c_in, c_out = self.shape
         W = self.weight.index_select(0, self.gather_w).view(n_orders, c_in, c_out) * self.scale

@@ -102,7 +102,8 @@ class HarmonicTensorProduct(E3nnStateOnLoad):
         self.irreps_in1, self.irreps_in2 = o3.Irreps(irreps_1), o3.Irreps(irreps_2)
         reference = _e3nn_reference(self.irreps_in1, self.irreps_in2, lmax, "uvu", shared_weights=False)
         self.irreps_out, self.n_paths, self.weight_numel = reference.irreps_out, len(reference.instructions), reference.weight_numel
-        self.coupling_key = (tuple(ir.l for _, ir in self.irreps_in1), tuple(ir.l for _, ir in self.irreps_in2), lmax)
+        # the tables depend on the orders and e3nn's path weights, not on the channel count
+        self.coupling_key = (tuple(ir.l for _, ir in self.irreps_in1), tuple(ir.l for _, ir in self.irreps_in2), lmax, tuple(ins.path_weight for ins in reference.instructions))
 
         off1, off2 = _component_offsets(self.irreps_in1), _component_offsets(self.irreps_in2)
         # rows r = (path, m1), grouped by the path's output order L:
@@ -126,7 +127,6 @@ class HarmonicTensorProduct(E3nnStateOnLoad):
             # Y (n, dim_2) @ table_L (dim_2, rows_L * (2L+1)) contracts the harmonics with the rows of order L
             table = torch.stack(blocks, dim=1).reshape(self.irreps_in2.dim, -1) if blocks else torch.zeros(self.irreps_in2.dim, 0, dtype=torch.float64)
             self.register_buffer(f"table_{i_out}", table.to(torch.get_default_dtype()), persistent=False)
-        self.n_rows = len(rows_in)
         # features in e3nn's layout -> (order L, channel, row of order L), one gather
         channel_major = _channel_major(self.irreps_in1).view(mul, -1)
         rows_in, rows_path = torch.tensor(rows_in), torch.tensor(rows_path)
