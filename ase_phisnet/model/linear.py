@@ -11,9 +11,9 @@ matrix heads, whose outputs are one ``1 x L`` irrep per Clebsch-Gordan path of a
 and ``1/sqrt(fan_in)`` path normalization, so weights and files are interchangeable; checked
 against e3nn to 1e-12 in float64) and stacks them, zero-padded to the largest channel counts,
 into one ``(orders, c_in, c_out)`` tensor. The input is gathered into the matching padded
-``(orders, components, c_in)`` layout, so the whole map is one gather, one batched matrix
-product and one gather back: eight tensor operations whatever the irreps, where one per
-order costs several each. (Padded channels meet exact zero weights; for one molecule the
+``(orders, rows x components, c_in)`` layout, so the whole map is one gather, one batched
+matrix product and one gather back: five tensor operations whatever the irreps, where one
+per order costs several each. (Padded channels meet exact zero weights; for one molecule the
 number of operations, not their size, sets the time.)
 
 Examples
@@ -62,6 +62,8 @@ class EquivariantLinear(E3nnStateOnLoad):
     def __init__(self, irreps_in, irreps_out):
         super().__init__()
         self.irreps_in, self.irreps_out = o3.Irreps(irreps_in), o3.Irreps(irreps_out)
+        self.dim_in, self.dim_out = self.irreps_in.dim, self.irreps_out.dim  # plain ints in forward
+        self._gathers: dict = {}  # row count -> flat gathers (see _row_gathers)
         reference = o3.Linear(self.irreps_in, self.irreps_out)  # fixes the paths and their normalization
         self.weight_numel = reference.weight_numel
         self.weight = nn.Parameter(reference.weight.detach().clone().reshape(-1))  # e3nn's initialisation
@@ -112,11 +114,29 @@ class EquivariantLinear(E3nnStateOnLoad):
         """``(n, irreps_out.dim)`` from ``(n, irreps_in.dim)``."""
         n = x.shape[0]
         if self.weight_numel == 0:  # no path: nothing to gather
-            return x.new_zeros(n, self.irreps_out.dim)
+            return x.new_zeros(n, self.dim_out)
         n_orders, n_comp, c_in, c_out = self.shape
         W = self.weight.index_select(0, self.gather_w).view(n_orders, c_in, c_out) * self.scale
-        X = x.index_select(1, self.gather_x).view(n, n_orders, n_comp, c_in)
-        return torch.einsum("nomi,oic->nomc", X, W).reshape(n, -1).index_select(1, self.out_position)
+        into, back = self._row_gathers(n, x.device)
+        X = x.reshape(-1).index_select(0, into).view(n_orders, n * n_comp, c_in)
+        return torch.bmm(X, W).view(-1).index_select(0, back).view(n, self.dim_out)
+
+    def _row_gathers(self, n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat positions for ``n`` rows: from ``x`` into the ``(order, row, component, c_in)``
+        layout of the product, and from its ``(order, row, component, c_out)`` result back to
+        e3nn's ``(row, irreps_out)``. Kept for the last few row counts (a calculator's every step,
+        a training run's batches), so that the map is one gather, one product, one gather."""
+        key = (n, str(device))
+        if key not in self._gathers:
+            n_orders, n_comp, c_in, c_out = self.shape
+            rows = torch.arange(n, device=device)
+            into = rows[None, :, None, None] * self.dim_in + self.gather_x.view(n_orders, 1, n_comp, c_in)
+            order, rest = self.out_position // (n_comp * c_out), self.out_position % (n_comp * c_out)
+            back = order[None, :] * (n * n_comp * c_out) + rows[:, None] * (n_comp * c_out) + rest[None, :]
+            if len(self._gathers) >= 8:
+                self._gathers.pop(next(iter(self._gathers)))
+            self._gathers[key] = (into.reshape(-1), back.reshape(-1))
+        return self._gathers[key]
 
     @staticmethod
     def _is_e3nn_state(name: str) -> bool:

@@ -50,6 +50,7 @@ class PhiSNet(nn.Module):
         self.lmax = config.lmax if config.lmax is not None else max(2 * self.basis.lmax, 1)
         self.irreps = so3_irreps(config.features, self.lmax)
         self.irreps_sh = so3_irreps(1, self.lmax)
+        self.dim_features = self.irreps.dim  # a plain int for forward (tracers such as torch.compile cannot guard on Irreps)
         table = torch.full((119,), -1, dtype=torch.long)
         table[torch.tensor(self.basis.elements)] = torch.arange(len(self.basis.elements))
         self.register_buffer("element_index", table, persistent=False)
@@ -75,7 +76,7 @@ class PhiSNet(nn.Module):
         sh = spherical_harmonics(vectors, self.lmax)
         rbf = self.radial_basis(distances)
         scalars = self.embedding(self.element_index[graph.numbers])
-        x = torch.zeros(len(graph.numbers), self.irreps.dim, dtype=scalars.dtype, device=scalars.device)
+        x = torch.zeros(len(graph.numbers), self.dim_features, dtype=scalars.dtype, device=scalars.device)
         x = torch.cat([scalars, x[:, scalars.shape[1] :]], dim=1)
         coupling = HarmonicCoupling(sh)
         for interaction in self.interactions:

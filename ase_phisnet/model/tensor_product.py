@@ -102,6 +102,8 @@ class HarmonicTensorProduct(E3nnStateOnLoad):
         self.irreps_in1, self.irreps_in2 = o3.Irreps(irreps_1), o3.Irreps(irreps_2)
         reference = _e3nn_reference(self.irreps_in1, self.irreps_in2, lmax, "uvu", shared_weights=False)
         self.irreps_out, self.n_paths, self.weight_numel = reference.irreps_out, len(reference.instructions), reference.weight_numel
+        # plain ints for forward (no e3nn objects on the hot path; tracers such as torch.compile cannot guard on Irreps)
+        self.dim_out, self.out_dims = self.irreps_out.dim, tuple(ir.dim for _, ir in self.irreps_out)
         # the tables depend on the orders and e3nn's path weights, not on the channel count
         self.coupling_key = (tuple(ir.l for _, ir in self.irreps_in1), tuple(ir.l for _, ir in self.irreps_in2), lmax, tuple(ins.path_weight for ins in reference.instructions))
 
@@ -139,7 +141,7 @@ class HarmonicTensorProduct(E3nnStateOnLoad):
         """Harmonics ``(n, irreps_in2.dim)`` contracted with the table of every output order:
         ``(n, rows_L, 2L+1)`` each. Depends on the edges only; see :class:`HarmonicCoupling`."""
         n = sh.shape[0]
-        return [(sh @ getattr(self, f"table_{k}")).view(n, r1 - r0, ir.dim) for k, ((r0, r1), (_, ir)) in enumerate(zip(self.row_ranges, self.irreps_out))]
+        return [(sh @ getattr(self, f"table_{k}")).view(n, r1 - r0, dim) for k, ((r0, r1), dim) in enumerate(zip(self.row_ranges, self.out_dims))]
 
     def forward(self, x: torch.Tensor, sh: torch.Tensor, weight: torch.Tensor, coupled: list[torch.Tensor] | None = None) -> torch.Tensor:
         """``(n, irreps_out.dim)`` from features ``(n, irreps_in1.dim)``, harmonics
@@ -150,7 +152,7 @@ class HarmonicTensorProduct(E3nnStateOnLoad):
         # row r = (path, m1): x[u, (l1, m1)] * w[path, u], times the table contracted with Y
         left = (x.index_select(1, self.gather_1) * weight.index_select(1, self.gather_w)).split([self.mul * (r1 - r0) for r0, r1 in self.row_ranges], dim=1)
         out = torch.cat([torch.bmm(a.view(n, self.mul, right.shape[1]), right) for a, right in zip(left, coupled)], dim=2)
-        return out.reshape(n, self.irreps_out.dim).index_select(1, self.order_out)
+        return out.reshape(n, self.dim_out).index_select(1, self.order_out)
 
     @staticmethod
     def _is_e3nn_state(name: str) -> bool:
@@ -214,6 +216,8 @@ class ChannelwiseTensorProduct(E3nnStateOnLoad):
         self.irreps_in1, self.irreps_in2 = o3.Irreps(irreps_1), o3.Irreps(irreps_2)
         reference = _e3nn_reference(self.irreps_in1, self.irreps_in2, lmax, "uuu", shared_weights)
         self.irreps_out, self.n_paths, self.weight_numel = reference.irreps_out, len(reference.instructions), reference.weight_numel
+        # plain ints for forward (no e3nn objects on the hot path; tracers such as torch.compile cannot guard on Irreps)
+        self.dims_1, self.dims_2 = tuple(ir.dim for _, ir in self.irreps_in1), tuple(ir.dim for _, ir in self.irreps_in2)
         self.weight = nn.Parameter(reference.weight.detach().clone()) if shared_weights else None
         # products with equal keys have equal tables
         self.table_key = (str(self.irreps_in1), str(self.irreps_in2), lmax, tuple(ins.path_weight for ins in reference.instructions))
@@ -249,11 +253,10 @@ class ChannelwiseTensorProduct(E3nnStateOnLoad):
         """``(n, irreps_out.dim)`` from ``(n, irreps_in1.dim)``, ``(n, irreps_in2.dim)`` and, without
         shared weights, per-row weights ``(n, weight_numel)``."""
         n = x1.shape[0]
-        a = x1.index_select(1, self.order_1).view(n * self.mul, self.irreps_in1.dim // self.mul)
-        b = x2.index_select(1, self.order_2).view(n * self.mul, self.irreps_in2.dim // self.mul)
+        a = x1.index_select(1, self.order_1).view(n * self.mul, sum(self.dims_1))
+        b = x2.index_select(1, self.order_2).view(n * self.mul, sum(self.dims_2))
         # one piece per order (split, not slices: its backward is one concatenation)
-        a = a.split([ir.dim for _, ir in self.irreps_in1], dim=1)
-        b = b.split([ir.dim for _, ir in self.irreps_in2], dim=1)
+        a, b = a.split(self.dims_1, dim=1), b.split(self.dims_2, dim=1)
         columns = []
         for k, (i1, i2) in enumerate(self.groups):
             outer = (a[i1][:, :, None] * b[i2][:, None, :]).flatten(1)
