@@ -5,7 +5,8 @@
 
 The new interaction modules go after the trained ones with their output layer set to zero
 (:func:`ase_phisnet.training.deepen.deepen`): each is the identity, so the deeper model gives
-the same matrices; the script checks that on a water molecule before it writes anything.
+the same matrices; the script checks that on a small molecule of the model's elements before
+it writes anything.
 Train it with ``init_from`` the written folder and ``num_interactions`` raised in the config's
 ``model`` entry (training/water-pbe-def2svp-stage9d-deep.yaml).
 """
@@ -28,14 +29,17 @@ def main():
     args = p.parse_args()
     model = load_model(args.model, dtype=torch.float64)
     deeper = deepen(model, args.num_interactions)
-    graph = model.graph([[8, 1, 1]], [torch.tensor([[0.0, 0.0, 0.22], [0.0, 1.43, -0.89], [0.0, -1.43, -0.89]], dtype=torch.float64)])
+    # one atom of each of the model's elements, 2.5 Bohr apart along a bent chain
+    numbers = list(model.elements)
+    positions = torch.tensor([[2.5 * k, 0.8 * (k % 2), 0.0] for k in range(len(numbers))], dtype=torch.float64)
+    graph = model.graph([numbers], [positions])
     with torch.no_grad():
         before, after = model(graph), deeper(graph)
     change = max(float((before[k] - after[k]).abs().max()) for k in before)
     if change > 1e-12:
         raise RuntimeError(f"the deeper model changed a prediction by {change:.2e} Hartree; it should not")
     metadata = {**model.metadata, "deepened_from": {"model": args.model, "num_interactions": model.config.num_interactions}}
-    print(f"{args.model}: {model.config.num_interactions} -> {args.num_interactions} interaction modules; largest change of a matrix element on water {change:.1e} Hartree")
+    print(f"{args.model}: {model.config.num_interactions} -> {args.num_interactions} interaction modules; largest change of a matrix element {change:.1e} Hartree")
     print(f"written to {save_model(deeper, args.output, metadata=metadata)}")
 
 

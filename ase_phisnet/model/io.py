@@ -71,6 +71,29 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write_bytes(path, lambda fh: fh.write(data))
 
 
+def load_weights(model: PhiSNet, state: dict, new: tuple[str, ...] = ()) -> None:
+    """Load a state dict into ``model`` where the model may have modules the weights lack.
+
+    Parameters
+    ----------
+    model : PhiSNet
+    state : dict
+        Weights of another model (``state_dict()``).
+    new : tuple of str
+        Key prefixes of the modules ``model`` adds (e.g. ``"heads.overlap."``); only these may
+        be missing from ``state``. They keep their initialisation.
+
+    Raises
+    ------
+    ValueError
+        Any other missing key, or a key the model does not have.
+    """
+    result = model.load_state_dict(state, strict=False)
+    stray = [k for k in result.missing_keys if not k.startswith(tuple(new))]
+    if stray or result.unexpected_keys:
+        raise ValueError(f"weights do not fit the architecture (missing {stray[:3]}, unexpected {result.unexpected_keys[:3]})")
+
+
 def save_model(model: PhiSNet, directory, metadata: dict | None = None, state_dict: dict | None = None) -> Path:
     """Write ``model.safetensors`` and ``config.json`` into ``directory`` (created if needed).
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from ..model import PhiSNetConfig, build_model
+from ..model.io import load_weights
 
 
 def deepen(model, num_interactions: int):
@@ -33,10 +34,7 @@ def deepen(model, num_interactions: int):
     param = next(model.parameters())
     config = PhiSNetConfig.from_dict({**model.config.to_dict(), "num_interactions": num_interactions})
     deeper = build_model(config, param.dtype, param.device)
-    result = deeper.load_state_dict(model.state_dict(), strict=False)
-    stray = [k for k in result.missing_keys if not k.startswith(tuple(f"interactions.{i}." for i in range(old, num_interactions)))]
-    if stray or result.unexpected_keys:
-        raise ValueError(f"weights do not carry over (missing {stray[:3]}, unexpected {result.unexpected_keys[:3]})")
+    load_weights(deeper, model.state_dict(), new=tuple(f"interactions.{i}." for i in range(old, num_interactions)))
     # every buffer (reference blocks, ...) carries over with the state dict; the new modules' output is zero
     with torch.no_grad():
         for i in range(old, num_interactions):

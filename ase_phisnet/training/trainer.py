@@ -132,7 +132,7 @@ class Trainer:
     def _init_from(self, name_or_path, requested: PhiSNetConfig) -> list[str]:
         """Start from a trained model's weights; its architecture must be the one asked for,
         except that the config may add heads. Returns the added heads (randomly initialised)."""
-        from ..model.io import load_model
+        from ..model.io import load_model, load_weights
 
         start = load_model(name_or_path, device=self.device, dtype=self.dtype)
         mine, theirs = requested.to_dict(), start.config.to_dict()
@@ -146,10 +146,10 @@ class Trainer:
         config = PhiSNetConfig.from_dict({**theirs, "heads": mine["heads"], "core_baseline": mine["core_baseline"]})
         self._build(config)
         new_heads = [h for h in mine["heads"] if h not in theirs["heads"]]
-        result = self.model.load_state_dict(start.state_dict(), strict=False)
-        stray = [k for k in result.missing_keys if not any(k.startswith(f"heads.{h}.") for h in new_heads)]
-        if stray or result.unexpected_keys:
-            raise ValueError(f"init_from {name_or_path}: weights do not fit the architecture (missing {stray[:3]}, unexpected {result.unexpected_keys[:3]})")
+        try:
+            load_weights(self.model, start.state_dict(), new=tuple(f"heads.{h}." for h in new_heads))
+        except ValueError as err:
+            raise ValueError(f"init_from {name_or_path}: {err}") from None
         return new_heads
 
     @staticmethod
