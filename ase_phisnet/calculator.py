@@ -36,6 +36,7 @@ import torch
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.data import chemical_symbols
 
+from . import allocator
 from .electronic import ExactCoreHamiltonian, ExactOverlap, closed_shell_density, generalized_eigh, nuclear_repulsion, phisnet_energy
 from .electronic.properties import dipole_moment, mulliken_charges
 from .model.io import load_model
@@ -62,13 +63,19 @@ class PhiSNetCalculator(Calculator):
         Total charge and 2S+1. Closed shell only: multiplicity 1.
     overlap : {"exact", "predicted"}
         S from PySCF's integrals (default) or the model's S~ head.
+    keep_freed_memory : bool
+        Huge pages for large tensors and glibc's malloc keeping freed memory for the next step
+        (:func:`ase_phisnet.allocator.keep_freed_memory`; process-wide settings). Without
+        them a step pays a page fault for every fresh page of its intermediates.
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "dipole", "charges"]
     default_parameters = dict(model="water-pbe-def2svp", device="cpu", dtype="float64", charge=0, multiplicity=1, overlap="exact")
 
-    def __init__(self, model="water-pbe-def2svp", device="cpu", dtype="float64", charge=0, multiplicity=1, overlap="exact", **kwargs):
+    def __init__(self, model="water-pbe-def2svp", device="cpu", dtype="float64", charge=0, multiplicity=1, overlap="exact", keep_freed_memory=True, **kwargs):
         super().__init__(**kwargs)
+        if keep_freed_memory:
+            allocator.keep_freed_memory()
         if dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         if overlap not in ("exact", "predicted"):

@@ -9,11 +9,13 @@ analytic gradient, conv_tol 1e-9, grid level 3, from the default guess.
     python benchmarks/calculator_speed.py                  # water and ethanol, 3 geometries each
     python benchmarks/calculator_speed.py --frames 5 --device cuda
     python benchmarks/calculator_speed.py --dtype float32   # the network and eigensolver in float32
+    python benchmarks/calculator_speed.py --default-allocator   # without ase_phisnet.allocator's settings
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import time
 
@@ -41,6 +43,7 @@ def main():
     p.add_argument("--preset", default="small")
     p.add_argument("--features", type=int, default=32, help="features of the random-weight model (shipped water model: 32)")
     p.add_argument("--model", help="trained model with an hcore head (default: random weights)")
+    p.add_argument("--default-allocator", action="store_true", help="leave the memory settings as they are (PhiSNetCalculator(keep_freed_memory=False))")
     args = p.parse_args()
 
     from pyscf import dft, lib
@@ -50,15 +53,18 @@ def main():
     except ImportError:  # the GFN2-xTB column is left empty where tblite is not installed
         TBLite = None
 
+    from ase_phisnet import allocator
     from ase_phisnet.calculator import PhiSNetCalculator
     from ase_phisnet.model import PhiSNetConfig, build_model
     from ase_phisnet.model.io import load_model
     from ase_phisnet.molecule import build_mol
     from ase_phisnet.training.data import load_frames
 
+    if not args.default_allocator:
+        allocator.keep_freed_memory()  # before the first large tensor (PyTorch reads THP_MEM_ALLOC_ENABLE once)
     print(f"PhiSNet on {args.device} in {args.dtype}, {torch.get_num_threads()} torch threads; PySCF on {lib.num_threads()} threads")
-    print("| molecule | PhiSNet E+F (ms) | PySCF PBE E+F (ms) | GFN2-xTB E+F (ms) | PySCF / PhiSNet | xTB / PhiSNet |")
-    print("|---|---|---|---|---|---|")
+    print("| molecule | PhiSNet E+F (ms) | page faults per PhiSNet step | PySCF PBE E+F (ms) | GFN2-xTB E+F (ms) | PySCF / PhiSNet | xTB / PhiSNet |")
+    print("|---|---|---|---|---|---|---|")
     for name, path in MOLECULES.items():
         frames, _ = load_frames(path)
         frames = frames[: args.frames]
@@ -70,9 +76,9 @@ def main():
             # the shipped water model's architecture (H~core on top of the exact T + V_nuc)
             cfg = PhiSNetConfig.from_preset(args.preset, elements=sorted(set(numbers.tolist())), heads=["fock", "hcore"], features=args.features, core_baseline=True)
             model = build_model(cfg, getattr(torch, args.dtype), args.device)
-        calc = PhiSNetCalculator(model, device=args.device, dtype=args.dtype)
+        calc = PhiSNetCalculator(model, device=args.device, dtype=args.dtype, keep_freed_memory=not args.default_allocator)
         xtb = TBLite(method="GFN2-xTB", verbosity=0) if TBLite else None
-        t_ml, t_dft, t_xtb = [], [], []
+        t_ml, t_dft, t_xtb, faults = [], [], [], []
         for f in frames:
             atoms = Atoms(numbers=f["numbers"], positions=f["positions"])
 
@@ -93,12 +99,14 @@ def main():
                 atoms.get_forces()
 
             step_ml()  # warm-up: e3nn code generation, PySCF Mole set-up
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             t_ml.append(timed(step_ml, 5))
+            faults.append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
             t_dft.append(timed(step_dft, 1))
             t_xtb.append(timed(step_xtb, 5) if xtb else float("nan"))
         ml, ref, xt = (1e3 * float(np.mean(t)) for t in (t_ml, t_dft, t_xtb))
         xt_ms, xt_ratio = (f"{xt:.2f}", f"{xt / ml:.3g}x") if xtb else ("n/a", "n/a")
-        print(f"| {name} | {ml:.1f} | {ref:.0f} | {xt_ms} | {ref / ml:.0f}x | {xt_ratio} |")
+        print(f"| {name} | {ml:.1f} | {np.mean(faults):.0f} | {ref:.0f} | {xt_ms} | {ref / ml:.0f}x | {xt_ratio} |")
 
 
 if __name__ == "__main__":

@@ -111,11 +111,10 @@ class MatrixHead(nn.Module):
         ref = getattr(self, f"reference_{Z}")
         ref.copy_(torch.as_tensor(block, dtype=ref.dtype))
 
-    def forward(self, graph: MolecularGraph, x, sh, rbf, coupling=None) -> torch.Tensor:
-        """The symmetric matrix of every molecule, ``(B, n, n)``, zero-padded, irreps order.
-        ``coupling``: the pairs' :class:`.tensor_product.HarmonicCoupling`, shared between modules."""
+    def forward(self, graph: MolecularGraph, x, sh, rbf) -> torch.Tensor:
+        """The symmetric matrix of every molecule, ``(B, n, n)``, zero-padded, irreps order."""
         calls, radial = self.channelwise_calls(graph, x, rbf)
-        return self.assemble(graph, x, sh, radial, ChannelwiseTensorProduct.evaluate_together(calls), coupling)
+        return self.assemble(graph, x, sh, radial, ChannelwiseTensorProduct.evaluate_together(calls))
 
     def channelwise_calls(self, graph: MolecularGraph, x, rbf):
         """The head's two channel-wise products, ``x_i (x) x_j`` per pair and ``x_i (x) x_i`` per
@@ -125,12 +124,11 @@ class MatrixHead(nn.Module):
         pair = (self.pair_tp, self.pair_a(x)[graph.src], self.pair_b(x)[graph.dst], radial[:, : self.pair_tp.weight_numel])
         return [pair, (self.diag_tp, self.diag_a(x), self.diag_b(x), None)], radial
 
-    def assemble(self, graph: MolecularGraph, x, sh, radial, products, coupling=None) -> torch.Tensor:
+    def assemble(self, graph: MolecularGraph, x, sh, radial, products) -> torch.Tensor:
         """The matrix from the outputs of :meth:`channelwise_calls` (``[pair, one-centre]``)."""
         B, n = graph.num_molecules, graph.max_ao
         c = self.pair_c(x)
-        coupled = coupling(self.pair_sh_tp) if coupling is not None else None
-        f_pair = torch.cat([products[0], self.pair_sh_tp(c[graph.src] + c[graph.dst], sh, radial[:, self.pair_tp.weight_numel :], coupled)], dim=-1)
+        f_pair = torch.cat([products[0], self.pair_sh_tp(c[graph.src] + c[graph.dst], sh, radial[:, self.pair_tp.weight_numel :])], dim=-1)
         f_diag = torch.cat([products[1], x], dim=-1)
 
         values, indices = [], []

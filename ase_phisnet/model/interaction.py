@@ -46,11 +46,9 @@ class Interaction(nn.Module):
         self.post = EquivariantLinear(irreps_mid, self.gate.irreps_in)
         self.out = EquivariantLinear(self.gate.irreps_out, irreps)
 
-    def forward(self, x, sh, rbf, receiver, sender, coupling=None):
-        """x: (N, dim) atom features; sh, rbf: per edge; messages flow sender -> receiver.
-        ``coupling``: the edges' :class:`.tensor_product.HarmonicCoupling`, shared between modules."""
-        coupled = coupling(self.tp) if coupling is not None else None
-        messages = self.tp(self.pre(x)[sender], sh, self.radial(rbf), coupled)
+    def forward(self, x, sh, rbf, receiver, sender):
+        """x: (N, dim) atom features; sh, rbf: per edge; messages flow sender -> receiver."""
+        messages = self.tp(self.pre(x)[sender], sh, self.radial(rbf))
         summed = torch.zeros(x.shape[0], messages.shape[1], dtype=x.dtype, device=x.device)
         summed = summed.index_add(0, receiver, messages) / self.avg_neighbors
         return x + self.out(self.gate(self.post(summed)))

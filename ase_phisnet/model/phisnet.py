@@ -24,7 +24,7 @@ from .graph import MolecularGraph, build_graph
 from .interaction import Interaction
 from .irreps import so3_irreps, spherical_harmonics
 from .radial import ExpBernsteinBasis
-from .tensor_product import ChannelwiseTensorProduct, HarmonicCoupling
+from .tensor_product import ChannelwiseTensorProduct
 
 
 class PhiSNet(nn.Module):
@@ -69,8 +69,7 @@ class PhiSNet(nn.Module):
         return self.basis.elements
 
     def atom_features(self, graph: MolecularGraph):
-        """Equivariant atom features and the per-pair geometry: harmonics, radial basis and the
-        harmonics' coupling tables, which every module shares (:class:`HarmonicCoupling`)."""
+        """Equivariant atom features and the per-pair geometry (harmonics, radial basis), which every module shares."""
         vectors = graph.positions[graph.dst] - graph.positions[graph.src]  # r_ij = r_j - r_i
         distances = vectors.norm(dim=-1)
         sh = spherical_harmonics(vectors, self.lmax)
@@ -78,18 +77,17 @@ class PhiSNet(nn.Module):
         scalars = self.embedding(self.element_index[graph.numbers])
         x = torch.zeros(len(graph.numbers), self.dim_features, dtype=scalars.dtype, device=scalars.device)
         x = torch.cat([scalars, x[:, scalars.shape[1] :]], dim=1)
-        coupling = HarmonicCoupling(sh)
         for interaction in self.interactions:
-            x = interaction(x, sh, rbf, receiver=graph.src, sender=graph.dst, coupling=coupling)
-        return x, sh, rbf, coupling
+            x = interaction(x, sh, rbf, receiver=graph.src, sender=graph.dst)
+        return x, sh, rbf
 
     def forward(self, graph: MolecularGraph) -> dict[str, torch.Tensor]:
-        x, sh, rbf, coupling = self.atom_features(graph)
+        x, sh, rbf = self.atom_features(graph)
         # the channel-wise products of all heads in one evaluation (same numbers, far fewer operations)
         prepared = {name: head.channelwise_calls(graph, x, rbf) for name, head in self.heads.items()}
         products = iter(ChannelwiseTensorProduct.evaluate_together([call for calls, _ in prepared.values() for call in calls]))
         return {
-            name: head.assemble(graph, x, sh, radial, [next(products) for _ in calls], coupling)
+            name: head.assemble(graph, x, sh, radial, [next(products) for _ in calls])
             for (name, head), (calls, radial) in zip(self.heads.items(), prepared.values())
         }
 

@@ -1,29 +1,19 @@
-"""Tensor product of atom features with spherical harmonics, as a few dense operations.
+"""Tensor products of equivariant features, as a few dense and two sparse operations.
 
 The messages and pair features couple features ``x`` (``mul x 0e + ... + mul x l1max e``)
-with the spherical harmonics ``Y`` of an edge (one channel, ``0e + ... + l2max e``) over every
-path ``l1 x l2 -> L <= lmax``, with one weight per path, channel and edge (e3nn's ``"uvu"``):
+with the spherical harmonics ``Y`` of an edge (one channel, ``0e + ... + l2max e``), or with
+other features channel by channel, over every path ``l1 x l2 -> L <= lmax``, with one weight
+per path, channel and row (e3nn's ``"uvu"`` and ``"uuu"``):
 
-    out[u, (L, M)] = sum_paths  w[p, u] * c_p * sum_{m1, m2} C(l1 m1, l2 m2 | L M) x[u, (l1, m1)] Y[(l2, m2)]
+    out[u, (L, M)] = sum_paths  w[p, u] * c_p * sum_{m1, m2} C(l1 m1, l2 m2 | L M) x[u, (l1, m1)] y[(l2, m2)]
 
-with ``C`` e3nn's ``wigner_3j`` and ``c_p`` e3nn's path normalization. e3nn's
-``o3.TensorProduct`` evaluates this path by path: 65 einsums for ``lmax = 4``, each a few
-microseconds of dispatch for the handful of edges of one molecule, forward and backward.
-:class:`HarmonicTensorProduct` gives the same numbers (same weights, same layout; checked
-against e3nn to 1e-12 in float64) from two gathers and one small matrix product per output
-order: each path and input component ``(p, m1)`` is a row ``r`` of a coefficient table
-``T[(l2, m2), r, (L, M)]``, and the rows are grouped by the order ``L`` of their path, so the
-table of order ``L`` has only its ``2L+1`` columns. ``Y`` is contracted with the tables for all
-edges at once (:meth:`HarmonicTensorProduct.couple`: it has one channel); the weighted
-features are then contracted with the result, one batched product per order.
-
-The coupled harmonics depend only on the edges and the orders, not on the weights: every
-product of a model with the same orders can share them (:class:`HarmonicCoupling`), so a
-model computes them once per geometry instead of once per module.
-
-The channel-wise product of two feature sets (``"uuu"``, :class:`ChannelwiseTensorProduct`)
-cannot use one table (the second input has ``mul`` channels too, so a dense table would cost
-``2l+1`` times the sparse Wigner-3j arithmetic); it groups the paths by ``(l1, l2)`` instead.
+with ``C`` e3nn's ``wigner_3j`` and ``c_p`` e3nn's path normalization (same numbers, weight
+layout and files as e3nn's ``o3.TensorProduct``; checked to 1e-12 in float64). e3nn evaluates
+this path by path, 65 einsums for ``lmax = 4``, forward and backward. Here the components go
+first and the rows (channel, pair) last: one gather puts each input in that layout, one
+broadcast multiplication forms the outer products, and :class:`.path_sum.PathSum` contracts them
+with the sparse Clebsch-Gordan coefficients and sums the weighted paths (two sparse products),
+whatever the number of paths. One gather puts the result back in e3nn's layout.
 
 Examples
 --------
@@ -42,6 +32,7 @@ from e3nn import o3
 from torch import nn
 
 from .e3nn_state import E3nnStateOnLoad
+from .path_sum import PathSum
 
 
 def _e3nn_reference(irreps_1: o3.Irreps, irreps_2: o3.Irreps, lmax: int, mode: str, shared_weights: bool) -> o3.TensorProduct:
@@ -52,27 +43,44 @@ def _e3nn_reference(irreps_1: o3.Irreps, irreps_2: o3.Irreps, lmax: int, mode: s
     return o3.TensorProduct(irreps_1, irreps_2, irreps_out, instructions, shared_weights=shared_weights, internal_weights=shared_weights)
 
 
-def _component_offsets(irreps: o3.Irreps) -> list[int]:
-    """Start of each order's components within one channel (``sum_l (2l+1)`` in all), and the end."""
-    return torch.cumsum(torch.tensor([0] + [ir.dim for _, ir in irreps]), 0).tolist()
-
-
-def _channel_major(irreps: o3.Irreps) -> torch.Tensor:
-    """Index that reorders e3nn's layout (irrep blocks of ``mul x (2l+1)``) to ``(mul, sum_l (2l+1))``."""
+def _component_major(irreps: o3.Irreps) -> torch.Tensor:
+    """Position in e3nn's layout (irrep blocks of ``mul x (2l+1)``) of each (component, channel),
+    components ``sum_l (2l+1)`` first: ``x.index_select(1, this)`` is ``(rows, components, mul)``."""
     mul = irreps[0].mul
-    width = sum(ir.dim for _, ir in irreps)
-    index = torch.empty(mul * width, dtype=torch.long)
-    start, col = 0, 0
+    index, start = [], 0
     for _, ir in irreps:
         block = torch.arange(mul * ir.dim).view(mul, ir.dim) + start
-        for u in range(mul):
-            index[u * width + col : u * width + col + ir.dim] = block[u]
+        index.append(block.T.reshape(-1))
         start += mul * ir.dim
-        col += ir.dim
-    return index
+    return torch.cat(index)
 
 
-class HarmonicTensorProduct(E3nnStateOnLoad):
+class _PathProduct(E3nnStateOnLoad):
+    """What both products share: the paths (:class:`.path_sum.PathSum`) and the gathers between
+    e3nn's layout and the (component, channel, row) one."""
+
+    def _set_paths(self, reference: o3.TensorProduct) -> None:
+        self.irreps_out, self.n_paths, self.weight_numel = reference.irreps_out, len(reference.instructions), reference.weight_numel
+        self.dim_out = self.irreps_out.dim  # plain ints for forward (no e3nn objects on the hot path)
+        self.dim_1, self.dim_2 = sum(ir.dim for _, ir in self.irreps_in1), sum(ir.dim for _, ir in self.irreps_in2)
+        paths = [(ins.i_in1, ins.i_in2, ins.i_out, ins.path_weight) for ins in reference.instructions]
+        self.paths = PathSum(self.irreps_in1, self.irreps_in2, self.irreps_out, paths)
+        self.register_buffer("gather_1", _component_major(self.irreps_in1), persistent=False)
+        self.register_buffer("order_out", torch.argsort(_component_major(self.irreps_out)), persistent=False)
+
+    def _sum(self, outer: torch.Tensor, weight: torch.Tensor, n: int) -> torch.Tensor:
+        """``(n, irreps_out.dim)`` from the outer products ``(dim_1 dim_2, n mul)`` and the
+        weights in e3nn's layout, ``(n, weight_numel)`` or, shared, ``(weight_numel,)``."""
+        w = weight.view(self.n_paths, 1, self.mul) if weight.dim() == 1 else weight.view(n, self.n_paths, self.mul).transpose(0, 1)
+        out = self.paths(outer, w)  # (components, n mul)
+        return out.view(self.paths.dim_out, n, self.mul).transpose(0, 1).reshape(n, self.dim_out).index_select(1, self.order_out)
+
+    def _components(self, x: torch.Tensor, gather: torch.Tensor) -> torch.Tensor:
+        """``(n, irreps.dim)`` in e3nn's layout -> ``(components, n, mul)``, contiguous."""
+        return x.index_select(1, gather).view(x.shape[0], len(gather) // self.mul, self.mul).transpose(0, 1).contiguous()
+
+
+class HarmonicTensorProduct(_PathProduct):
     """Weighted ``"uvu"`` tensor product of features with spherical harmonics, every path ``l1 x l2 -> L <= lmax``.
 
     Parameters
@@ -89,8 +97,6 @@ class HarmonicTensorProduct(E3nnStateOnLoad):
     weight_numel : int
         Number of weights per row, ``n_paths * mul``, in e3nn's order (path-major).
     irreps_out : o3.Irreps
-    coupling_key : tuple
-        Products with equal keys have equal coefficient tables (:meth:`couple`).
     """
 
     def __init__(self, irreps_1: o3.Irreps, irreps_2: o3.Irreps, lmax: int):
@@ -100,59 +106,15 @@ class HarmonicTensorProduct(E3nnStateOnLoad):
             raise ValueError(f"needs one multiplicity on every order of {irreps_1} and one channel per order of {irreps_2}")
         self.mul = mul
         self.irreps_in1, self.irreps_in2 = o3.Irreps(irreps_1), o3.Irreps(irreps_2)
-        reference = _e3nn_reference(self.irreps_in1, self.irreps_in2, lmax, "uvu", shared_weights=False)
-        self.irreps_out, self.n_paths, self.weight_numel = reference.irreps_out, len(reference.instructions), reference.weight_numel
-        # plain ints for forward (no e3nn objects on the hot path; tracers such as torch.compile cannot guard on Irreps)
-        self.dim_out, self.out_dims = self.irreps_out.dim, tuple(ir.dim for _, ir in self.irreps_out)
-        # the tables depend on the orders and e3nn's path weights, not on the channel count
-        self.coupling_key = (tuple(ir.l for _, ir in self.irreps_in1), tuple(ir.l for _, ir in self.irreps_in2), lmax, tuple(ins.path_weight for ins in reference.instructions))
+        self._set_paths(_e3nn_reference(self.irreps_in1, self.irreps_in2, lmax, "uvu", shared_weights=False))
 
-        off1, off2 = _component_offsets(self.irreps_in1), _component_offsets(self.irreps_in2)
-        # rows r = (path, m1), grouped by the path's output order L:
-        # table_L[(l2, m2), r, M] = c_p C(l1 m1, l2 m2 | L M)
-        rows_in, rows_path, self.row_ranges = [], [], []
-        for i_out, (_, ir_out) in enumerate(self.irreps_out):
-            blocks = []
-            for p, ins in enumerate(reference.instructions):
-                if ins.i_out != i_out:
-                    continue
-                l1, l2 = self.irreps_in1[ins.i_in1].ir.l, self.irreps_in2[ins.i_in2].ir.l
-                w3j = ins.path_weight * o3.wigner_3j(l1, l2, ir_out.l, dtype=torch.float64)
-                for m1 in range(2 * l1 + 1):
-                    block = torch.zeros(self.irreps_in2.dim, ir_out.dim, dtype=torch.float64)
-                    block[off2[ins.i_in2] : off2[ins.i_in2] + 2 * l2 + 1] = w3j[m1]
-                    blocks.append(block)
-                    rows_in.append(off1[ins.i_in1] + m1)
-                    rows_path.append(p)
-            start = self.row_ranges[-1][1] if self.row_ranges else 0
-            self.row_ranges.append((start, start + len(blocks)))
-            # Y (n, dim_2) @ table_L (dim_2, rows_L * (2L+1)) contracts the harmonics with the rows of order L
-            table = torch.stack(blocks, dim=1).reshape(self.irreps_in2.dim, -1) if blocks else torch.zeros(self.irreps_in2.dim, 0, dtype=torch.float64)
-            self.register_buffer(f"table_{i_out}", table.to(torch.get_default_dtype()), persistent=False)
-        # features in e3nn's layout -> (order L, channel, row of order L), one gather
-        channel_major = _channel_major(self.irreps_in1).view(mul, -1)
-        rows_in, rows_path = torch.tensor(rows_in), torch.tensor(rows_path)
-        gather_w = torch.arange(self.n_paths * mul).view(self.n_paths, mul)  # weights (path, channel)
-        self.register_buffer("gather_1", torch.cat([channel_major[:, rows_in[r0:r1]].reshape(-1) for r0, r1 in self.row_ranges]), persistent=False)
-        self.register_buffer("gather_w", torch.cat([gather_w[rows_path[r0:r1]].T.reshape(-1) for r0, r1 in self.row_ranges]), persistent=False)
-        self.register_buffer("order_out", torch.argsort(_channel_major(self.irreps_out)), persistent=False)
-
-    def couple(self, sh: torch.Tensor) -> list[torch.Tensor]:
-        """Harmonics ``(n, irreps_in2.dim)`` contracted with the table of every output order:
-        ``(n, rows_L, 2L+1)`` each. Depends on the edges only; see :class:`HarmonicCoupling`."""
-        n = sh.shape[0]
-        return [(sh @ getattr(self, f"table_{k}")).view(n, r1 - r0, dim) for k, ((r0, r1), dim) in enumerate(zip(self.row_ranges, self.out_dims))]
-
-    def forward(self, x: torch.Tensor, sh: torch.Tensor, weight: torch.Tensor, coupled: list[torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, sh: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """``(n, irreps_out.dim)`` from features ``(n, irreps_in1.dim)``, harmonics
-        ``(n, irreps_in2.dim)`` and weights ``(n, weight_numel)``; ``coupled`` is
-        ``couple(sh)`` where it has been computed already."""
+        ``(n, irreps_in2.dim)`` and weights ``(n, weight_numel)``."""
         n = x.shape[0]
-        coupled = self.couple(sh) if coupled is None else coupled
-        # row r = (path, m1): x[u, (l1, m1)] * w[path, u], times the table contracted with Y
-        left = (x.index_select(1, self.gather_1) * weight.index_select(1, self.gather_w)).split([self.mul * (r1 - r0) for r0, r1 in self.row_ranges], dim=1)
-        out = torch.cat([torch.bmm(a.view(n, self.mul, right.shape[1]), right) for a, right in zip(left, coupled)], dim=2)
-        return out.reshape(n, self.dim_out).index_select(1, self.order_out)
+        a = self._components(x, self.gather_1)  # (dim_1, n, mul)
+        outer = a[:, None] * sh.T.contiguous()[None, :, :, None]  # (dim_1, dim_2, n, mul): the harmonics have one channel
+        return self._sum(outer.reshape(self.dim_1 * self.dim_2, self.mul * n), weight, n)
 
     @staticmethod
     def _is_e3nn_state(name: str) -> bool:
@@ -160,42 +122,13 @@ class HarmonicTensorProduct(E3nnStateOnLoad):
         return name in ("output_mask", "weight") or name.startswith("_compiled_main_")
 
 
-class HarmonicCoupling:
-    """The coupled harmonics of one set of edges, computed once and shared by every
-    :class:`HarmonicTensorProduct` with the same orders.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from ase_phisnet.model.irreps import so3_irreps
-    >>> tp = HarmonicTensorProduct(so3_irreps(4, 2), so3_irreps(1, 2), lmax=2)
-    >>> coupling = HarmonicCoupling(torch.randn(5, 9))
-    >>> coupling(tp) is coupling(HarmonicTensorProduct(so3_irreps(8, 2), so3_irreps(1, 2), lmax=2))
-    True
-    """
-
-    def __init__(self, sh: torch.Tensor):
-        self.sh = sh
-        self._coupled: dict[tuple, list[torch.Tensor]] = {}
-
-    def __call__(self, tp: HarmonicTensorProduct) -> list[torch.Tensor]:
-        if tp.coupling_key not in self._coupled:
-            self._coupled[tp.coupling_key] = tp.couple(self.sh)
-        return self._coupled[tp.coupling_key]
-
-
-class ChannelwiseTensorProduct(E3nnStateOnLoad):
+class ChannelwiseTensorProduct(_PathProduct):
     """Weighted ``"uuu"`` tensor product of two feature sets, channel by channel, every path ``l1 x l2 -> L <= lmax``.
 
     ``out[u, (L, M)] = sum_paths w[p, u] c_p sum C(l1 m1, l2 m2 | L M) x1[u, (l1, m1)] x2[u, (l2, m2)]``.
-    The paths are grouped by ``(l1, l2)``: per group one outer product and one matrix product
-    with the group's Wigner-3j columns (all its ``L`` at once), then one weighting and one
-    scatter into the output orders for all groups together. That is about 25 small products
-    instead of e3nn's 65 einsums, with the same arithmetic as the sparse paths; same numbers
-    and weight layout as e3nn (checked to 1e-12 in float64). Products with equal tables (a
-    model's pair and one-centre products, in every head) can run as one evaluation over all
-    their rows (:meth:`evaluate_together`): for a small molecule the number of operations,
-    which sets the time, is then that of one product.
+    Products with equal tables (a model's pair and one-centre products, in every head) can run
+    as one evaluation over all their rows (:meth:`evaluate_together`): for a small molecule the
+    number of operations, which sets the time, is then that of one product.
 
     Parameters
     ----------
@@ -215,56 +148,19 @@ class ChannelwiseTensorProduct(E3nnStateOnLoad):
         self.mul, self.shared_weights = mul, shared_weights
         self.irreps_in1, self.irreps_in2 = o3.Irreps(irreps_1), o3.Irreps(irreps_2)
         reference = _e3nn_reference(self.irreps_in1, self.irreps_in2, lmax, "uuu", shared_weights)
-        self.irreps_out, self.n_paths, self.weight_numel = reference.irreps_out, len(reference.instructions), reference.weight_numel
-        # plain ints for forward (no e3nn objects on the hot path; tracers such as torch.compile cannot guard on Irreps)
-        self.dims_1, self.dims_2 = tuple(ir.dim for _, ir in self.irreps_in1), tuple(ir.dim for _, ir in self.irreps_in2)
         self.weight = nn.Parameter(reference.weight.detach().clone()) if shared_weights else None
         # products with equal keys have equal tables
         self.table_key = (str(self.irreps_in1), str(self.irreps_in2), lmax, tuple(ins.path_weight for ins in reference.instructions))
-        off3 = _component_offsets(self.irreps_out)
-        self.dim_out = off3[-1]
-        # groups (l1, l2) with the columns (path, M) their paths produce
-        self.groups, col_path, col_out = [], [], []
-        for i1, (_, ir1) in enumerate(self.irreps_in1):
-            for i2, (_, ir2) in enumerate(self.irreps_in2):
-                blocks = []
-                for p, ins in enumerate(reference.instructions):
-                    if (ins.i_in1, ins.i_in2) != (i1, i2):
-                        continue
-                    L = self.irreps_out[ins.i_out].ir.l
-                    w3j = ins.path_weight * o3.wigner_3j(ir1.l, ir2.l, L, dtype=torch.float64)
-                    blocks.append(w3j.reshape(ir1.dim * ir2.dim, 2 * L + 1))
-                    col_path += [p] * (2 * L + 1)
-                    col_out += list(range(off3[ins.i_out], off3[ins.i_out] + 2 * L + 1))
-                if blocks:
-                    k = len(self.groups)
-                    self.register_buffer(f"w3j_{k}", torch.cat(blocks, dim=1).to(torch.get_default_dtype()), persistent=False)
-                    self.groups.append((i1, i2))
-        self.register_buffer("col_path", torch.tensor(col_path), persistent=False)
-        # (columns, dim_out) 0/1: sums each path's column into its output component
-        sum_paths = torch.zeros(len(col_out), self.dim_out)
-        sum_paths[torch.arange(len(col_out)), torch.tensor(col_out)] = 1.0
-        self.register_buffer("sum_paths", sum_paths, persistent=False)
-        self.register_buffer("order_1", _channel_major(self.irreps_in1), persistent=False)
-        self.register_buffer("order_2", _channel_major(self.irreps_in2), persistent=False)
-        self.register_buffer("order_out", torch.argsort(_channel_major(self.irreps_out)), persistent=False)
+        self._set_paths(reference)
+        self.register_buffer("gather_2", _component_major(self.irreps_in2), persistent=False)
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         """``(n, irreps_out.dim)`` from ``(n, irreps_in1.dim)``, ``(n, irreps_in2.dim)`` and, without
         shared weights, per-row weights ``(n, weight_numel)``."""
         n = x1.shape[0]
-        a = x1.index_select(1, self.order_1).view(n * self.mul, sum(self.dims_1))
-        b = x2.index_select(1, self.order_2).view(n * self.mul, sum(self.dims_2))
-        # one piece per order (split, not slices: its backward is one concatenation)
-        a, b = a.split(self.dims_1, dim=1), b.split(self.dims_2, dim=1)
-        columns = []
-        for k, (i1, i2) in enumerate(self.groups):
-            outer = (a[i1][:, :, None] * b[i2][:, None, :]).flatten(1)
-            columns.append(outer @ getattr(self, f"w3j_{k}"))
-        z = torch.cat(columns, dim=1).view(n, self.mul, len(self.col_path))  # (n, mul, columns)
-        w = (self.weight if weight is None else weight).reshape(-1, self.n_paths, self.mul)
-        z = z * w.index_select(1, self.col_path).transpose(1, 2)
-        return (z.reshape(n * self.mul, len(self.col_path)) @ self.sum_paths).reshape(n, self.mul * self.dim_out).index_select(1, self.order_out)
+        a, b = self._components(x1, self.gather_1), self._components(x2, self.gather_2)
+        outer = a.view(self.dim_1, 1, -1) * b.view(1, self.dim_2, -1)  # (dim_1, dim_2, n mul)
+        return self._sum(outer.reshape(self.dim_1 * self.dim_2, self.mul * n), self.weight if weight is None else weight, n)
 
     @staticmethod
     def evaluate_together(calls, max_rows: int = 2048) -> list[torch.Tensor]:

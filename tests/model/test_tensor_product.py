@@ -7,7 +7,7 @@ from e3nn import o3
 
 from ase_phisnet import load_model
 from ase_phisnet.model.irreps import so3_irreps
-from ase_phisnet.model.tensor_product import HarmonicCoupling, HarmonicTensorProduct
+from ase_phisnet.model.tensor_product import HarmonicTensorProduct
 
 
 def e3nn_product(irreps_1, irreps_2, lmax):
@@ -31,18 +31,28 @@ def test_matches_e3nn_and_its_gradients(l1, l2, lmax):
         assert torch.allclose(ga, gb, rtol=0, atol=1e-12 * float(gb.abs().max()))
 
 
-def test_coupled_harmonics_are_shared_between_products_of_the_same_orders():
-    """A model computes the coupled harmonics once per geometry; a product of other channel
-    counts but the same orders gets the same numbers from them as from its own tables."""
-    torch.manual_seed(1)
-    first, second = HarmonicTensorProduct(so3_irreps(5, 4), so3_irreps(1, 4), 4), HarmonicTensorProduct(so3_irreps(3, 4), so3_irreps(1, 4), 4)
-    other = HarmonicTensorProduct(so3_irreps(3, 2), so3_irreps(1, 4), 2)
-    sh = torch.randn(6, 25, dtype=torch.float64)
-    coupling = HarmonicCoupling(sh)
-    assert coupling(first) is coupling(second) and coupling(other) is not coupling(first)
-    x = torch.randn(6, so3_irreps(3, 4).dim, dtype=torch.float64)
-    w = torch.randn(6, second.weight_numel, dtype=torch.float64)
-    assert torch.equal(second(x, sh, w, coupling(second)), second(x, sh, w))
+def test_second_derivatives_of_both_products():
+    """Force training differentiates the products twice: the sparse path sums' backward is a
+    sparse product again (gradgradcheck in float64)."""
+    from ase_phisnet.model.tensor_product import ChannelwiseTensorProduct
+
+    torch.manual_seed(2)
+    irreps = so3_irreps(2, 2)
+    harmonic, channelwise = HarmonicTensorProduct(irreps, so3_irreps(1, 2), 2), ChannelwiseTensorProduct(irreps, irreps, 2, False)
+    x, y = torch.randn(3, irreps.dim, requires_grad=True), torch.randn(3, irreps.dim, requires_grad=True)
+    sh = torch.randn(3, 9, requires_grad=True)
+    w = torch.randn(3, harmonic.weight_numel, requires_grad=True)
+    assert torch.autograd.gradgradcheck(harmonic, (x, sh, w))
+    assert torch.autograd.gradgradcheck(channelwise, (x, y, torch.randn(3, channelwise.weight_numel, requires_grad=True)))
+
+
+def test_path_sum_keeps_only_the_clebsch_gordan_non_zeros():
+    """For l <= 4 the 65 paths have 2,052 non-zero coefficients of 13,075 dense Wigner-3j entries:
+    the sparse contraction does the work of those."""
+    tp = HarmonicTensorProduct(so3_irreps(1, 4), so3_irreps(1, 4), 4)
+    assert tp.n_paths == 65 and tp.paths.K_values.numel() == 2052
+    dense = sum((2 * l1 + 1) * (2 * l2 + 1) * (2 * L + 1) for l1 in range(5) for l2 in range(5) for L in range(abs(l1 - l2), min(l1 + l2, 4) + 1))
+    assert dense == 13075 and tp.paths.n_rows == 375  # one row per (path, M)
 
 
 def test_equivariant_under_rotation():
@@ -121,3 +131,17 @@ def test_channelwise_products_evaluated_together_match_one_by_one(max_rows):
         assert torch.allclose(t, a, rtol=0, atol=1e-13 * float(a.abs().max()))
     with pytest.raises(ValueError, match="equal irreps"):
         ChannelwiseTensorProduct.evaluate_together([calls[0], (ChannelwiseTensorProduct(irreps, irreps, 3, True), *inputs[1], None)])
+
+
+def test_products_that_have_run_deep_copy_and_change_dtype():
+    """The CSR matrices are a cache of plain buffers: a product deep-copies after a forward
+    (they cannot be copied themselves) and follows the module to float32."""
+    import copy
+
+    torch.manual_seed(4)
+    tp = HarmonicTensorProduct(so3_irreps(3, 2), so3_irreps(1, 2), 2)
+    x, sh, w = torch.randn(4, so3_irreps(3, 2).dim), torch.randn(4, 9), torch.randn(4, tp.weight_numel)
+    before = tp(x, sh, w)
+    assert torch.equal(copy.deepcopy(tp)(x, sh, w), before)
+    single = tp.float()(x.float(), sh.float(), w.float())
+    assert single.dtype == torch.float32 and torch.allclose(single.double(), before, atol=1e-5)
