@@ -52,12 +52,13 @@ class ExactCoreHamiltonian:
         h = mol.intor("int1e_kin") + mol.intor("int1e_nuc")
         if not derivative:
             return h, None
-        ip = -(mol.intor("int1e_ipkin", comp=3) + mol.intor("int1e_ipnuc", comp=3))
         charges = mol.atom_charges()
-        V = np.empty((mol.natm, *ip.shape))
+        # <nabla mu | 1/|r - R_A| | nu> for every nucleus A in one call: (3, natm, nao, nao)
+        rinv = mol.intor("int1e_grids_ip", grids=mol.atom_coords())
+        V = -charges[:, None, None, None] * rinv.transpose(1, 0, 2, 3)
+        # <nabla mu | T + V_nuc | nu>, with V_nuc = -sum_A Z_A / |r - R_A|
+        ip = -(mol.intor("int1e_ipkin", comp=3) - np.einsum("a,xamn->xmn", charges, rinv))
         for atom, (p0, p1) in enumerate(self.ao_ranges):
-            with mol.with_rinv_at_nucleus(atom):
-                V[atom] = -charges[atom] * mol.intor("int1e_iprinv", comp=3)
             V[atom][:, p0:p1] += ip[:, p0:p1]
         return h, V
 
