@@ -33,14 +33,17 @@ def spherical_harmonics(vectors: torch.Tensor, lmax: int) -> torch.Tensor:
     ``1, u, u (x) u, ...`` (:func:`_harmonic_coefficients`): a few operations forward and
     backward, where e3nn's generated code takes about a hundred for ``lmax = 4``.
     """
-    u = vectors / vectors.norm(dim=-1, keepdim=True)
-    flat = u.reshape(-1, 3)
-    powers, power = [torch.ones_like(flat[:, :1])], torch.ones_like(flat[:, :1])
-    for l in range(1, lmax + 1):
-        power = (power[:, :, None] * flat[:, None, :]).reshape(flat.shape[0], 3**l)
-        powers.append(power)
+    u = (vectors / vectors.norm(dim=-1, keepdim=True)).reshape(-1, 3)
     coefficients = _harmonic_coefficients(lmax).to(dtype=vectors.dtype, device=vectors.device)
-    return (torch.cat(powers, dim=1) @ coefficients).reshape(*vectors.shape[:-1], (lmax + 1) ** 2)
+    return (torch.cat(_tensor_powers(u, lmax), dim=1) @ coefficients).reshape(*vectors.shape[:-1], (lmax + 1) ** 2)
+
+
+def _tensor_powers(u: torch.Tensor, lmax: int) -> list[torch.Tensor]:
+    """``1, u, u (x) u, ...`` up to ``u^{(x) lmax}`` of unit vectors ``(n, 3)``: ``(n, 3^l)`` each."""
+    powers = [torch.ones_like(u[:, :1])]
+    for l in range(1, lmax + 1):
+        powers.append((powers[-1][:, :, None] * u[:, None, :]).reshape(u.shape[0], 3**l))
+    return powers
 
 
 @functools.lru_cache(maxsize=None)
@@ -53,11 +56,9 @@ def _harmonic_coefficients(lmax: int) -> torch.Tensor:
     u = torch.randn(1000, 3, generator=generator, dtype=torch.float64)
     u = u / u.norm(dim=1, keepdim=True)
     reference = o3.spherical_harmonics(list(range(lmax + 1)), u[:, E3NN_AXES.tolist()], normalize=True, normalization="component")
-    blocks, power, row = [], torch.ones(1000, 1, dtype=torch.float64), 0
     C = torch.zeros(sum(3**l for l in range(lmax + 1)), (lmax + 1) ** 2, dtype=torch.float64)
-    for l in range(lmax + 1):
-        if l:
-            power = (power[:, :, None] * u[:, None, :]).reshape(1000, -1)
+    row = 0
+    for l, power in enumerate(_tensor_powers(u, lmax)):
         C[row : row + 3**l, l**2 : (l + 1) ** 2] = torch.linalg.lstsq(power, reference[:, l**2 : (l + 1) ** 2], driver="gelsd").solution
         row += 3**l
     return C

@@ -32,6 +32,7 @@ torch.Size([4, 5])
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import torch
@@ -53,9 +54,16 @@ class ConstantSparseMatmul(torch.autograd.Function):
         return ConstantSparseMatmul.apply(grad, ctx.MT, ctx.M), None, None
 
 
-def _csr_parts(dense: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    with warnings.catch_warnings():  # PyTorch calls its CSR support beta; the products used here are stable
+@contextlib.contextmanager
+def _quiet_csr():
+    """PyTorch warns that its CSR support is beta; the products used here are stable."""
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
+        yield
+
+
+def _csr_parts(dense: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    with _quiet_csr():
         csr = dense.to_sparse_csr()
     return csr.crow_indices(), csr.col_indices(), csr.values()
 
@@ -114,8 +122,7 @@ class PathSum(nn.Module):
         values = getattr(self, f"{name}_values")
         key = (name, values.data_ptr(), values.dtype, values.device)
         if key not in self._sparse:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
+            with _quiet_csr():
                 matrix = torch.sparse_csr_tensor(getattr(self, f"{name}_crow"), getattr(self, f"{name}_col"), values, shape)
             self._sparse = {k: v for k, v in self._sparse.items() if k[0] != name}
             self._sparse[key] = matrix

@@ -62,7 +62,6 @@ class _PathProduct(E3nnStateOnLoad):
     def _set_paths(self, reference: o3.TensorProduct) -> None:
         self.irreps_out, self.n_paths, self.weight_numel = reference.irreps_out, len(reference.instructions), reference.weight_numel
         self.dim_out = self.irreps_out.dim  # plain ints for forward (no e3nn objects on the hot path)
-        self.dim_1, self.dim_2 = sum(ir.dim for _, ir in self.irreps_in1), sum(ir.dim for _, ir in self.irreps_in2)
         paths = [(ins.i_in1, ins.i_in2, ins.i_out, ins.path_weight) for ins in reference.instructions]
         self.paths = PathSum(self.irreps_in1, self.irreps_in2, self.irreps_out, paths)
         self.register_buffer("gather_1", _component_major(self.irreps_in1), persistent=False)
@@ -114,7 +113,7 @@ class HarmonicTensorProduct(_PathProduct):
         n = x.shape[0]
         a = self._components(x, self.gather_1)  # (dim_1, n, mul)
         outer = a[:, None] * sh.T.contiguous()[None, :, :, None]  # (dim_1, dim_2, n, mul): the harmonics have one channel
-        return self._sum(outer.reshape(self.dim_1 * self.dim_2, self.mul * n), weight, n)
+        return self._sum(outer.reshape(self.paths.dim_1 * self.paths.dim_2, self.mul * n), weight, n)
 
     @staticmethod
     def _is_e3nn_state(name: str) -> bool:
@@ -159,8 +158,8 @@ class ChannelwiseTensorProduct(_PathProduct):
         shared weights, per-row weights ``(n, weight_numel)``."""
         n = x1.shape[0]
         a, b = self._components(x1, self.gather_1), self._components(x2, self.gather_2)
-        outer = a.view(self.dim_1, 1, -1) * b.view(1, self.dim_2, -1)  # (dim_1, dim_2, n mul)
-        return self._sum(outer.reshape(self.dim_1 * self.dim_2, self.mul * n), self.weight if weight is None else weight, n)
+        outer = a.view(self.paths.dim_1, 1, -1) * b.view(1, self.paths.dim_2, -1)  # (dim_1, dim_2, n mul)
+        return self._sum(outer.reshape(self.paths.dim_1 * self.paths.dim_2, self.mul * n), self.weight if weight is None else weight, n)
 
     @staticmethod
     def evaluate_together(calls, max_rows: int = 2048) -> list[torch.Tensor]:
@@ -169,8 +168,10 @@ class ChannelwiseTensorProduct(_PathProduct):
         For a small molecule a product's time is its number of operations, the same for 10 rows
         as for 100: calls are merged (inputs concatenated, one evaluation, outputs split) up to
         ``max_rows`` rows times channels. Larger ones run alone, since merged intermediates
-        (``rows x channels x (2 l1 + 1)(2 l2 + 1)``, about 1.3 MB at the limit, float64) would
-        outgrow a core's cache and the products would get slower, not faster.
+        (the outer products, ``rows x channels x dim_1 x dim_2``: about 10 MB at the limit for
+        ``l <= 4``, float64) would outgrow the caches and the products would get slower, not
+        faster. (The limit was set for the dense products before :mod:`.path_sum`; it was not
+        measured again for the sparse ones.)
 
         Parameters
         ----------
