@@ -12,7 +12,7 @@ import json
 
 from ase.build import molecule
 
-from ase_phisnet.dynamics import run_md
+from ase_phisnet.md import run_md
 
 p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 p.add_argument("--model", default="water-pbe-def2svp")

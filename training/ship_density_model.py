@@ -7,7 +7,7 @@
 
 The report's means (eps_rho of both routes and of the fit, one-step energy errors) go to
 ``metadata.test_report``, with the per-frame values of the first ``--keep-frames`` frames so
-that a test can recompute them. The model is written to ``ase_phisnet/models/NAME/``, where
+that a test can recompute them. The model is written to ``ase_phisnet/pretrained/NAME/``, where
 ``load_density_model(NAME)`` finds it. Prints the markdown table for the README.
 """
 

@@ -5,7 +5,7 @@
 
 Evaluates the model on the test split recorded in its config (H / eps / psi, the field's
 metrics), stores those figures under ``metadata.test_metrics`` and writes the model to
-``ase_phisnet/models/NAME/`` (model.safetensors + config.json), where
+``ase_phisnet/pretrained/NAME/`` (model.safetensors + config.json), where
 ``ase_phisnet.load_model(NAME)`` finds it. Prints the markdown table for the README.
 ``--fit-atomic-energies`` first fits per-element energy constants to the training split's mean
 energy residual (``model.config.atomic_energies``; forces unchanged).

@@ -41,7 +41,7 @@ def run(args) -> int:
     from ase.build import molecule
     from ase.io import read
 
-    from ..dynamics import run_md
+    from ..md import run_md
     from .main import UserError
 
     if args.geometry:

@@ -37,7 +37,7 @@ def distorted_water():
 def run(args) -> int:
     from ase.io import read
 
-    from ..optimization import compare_minima
+    from ..optimize import compare_minima
     from .main import UserError
 
     if args.geometry and not Path(args.geometry).exists():

@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ase.io import read
 
-    from ..vibrational import compare_vibrations
+    from ..vibrations import compare_vibrations
     from .main import UserError
     from .optimize import distorted_water
 

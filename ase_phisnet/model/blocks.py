@@ -23,9 +23,10 @@ from torch import nn
 
 from ..basis import AOBasis
 from .graph import MolecularGraph
-from .irreps import RadialMLP, tensor_product
-from .linear import EquivariantLinear
-from .tensor_product import ChannelwiseTensorProduct
+from ..equivariant.tensor_product import tensor_product
+from .radial import RadialMLP
+from ..equivariant.linear import EquivariantLinear
+from ..equivariant.tensor_product import ChannelwiseTensorProduct
 
 
 def block_irreps_and_expansion(shells_i, shells_j) -> tuple[o3.Irreps, torch.Tensor]:

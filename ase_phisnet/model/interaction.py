@@ -12,9 +12,10 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from .gate import GatedActivation
-from .irreps import RadialMLP, tensor_product
-from .linear import EquivariantLinear
+from ..equivariant.gate import GatedActivation
+from ..equivariant.tensor_product import tensor_product
+from .radial import RadialMLP
+from ..equivariant.linear import EquivariantLinear
 
 
 class Interaction(nn.Module):

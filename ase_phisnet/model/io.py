@@ -33,7 +33,7 @@ from .phisnet import PhiSNet, build_model
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 #: Folder of the models shipped inside the package, one sub-folder per name.
-SHIPPED = Path(__file__).resolve().parents[1] / "models"
+SHIPPED = Path(__file__).resolve().parents[1] / "pretrained"
 FORMAT = "ase_phisnet.model/1"
 
 

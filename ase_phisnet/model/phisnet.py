@@ -22,9 +22,10 @@ from .blocks import MatrixHead
 from .config import PhiSNetConfig
 from .graph import MolecularGraph, build_graph
 from .interaction import Interaction
-from .irreps import so3_irreps, spherical_harmonics
+from ..equivariant.harmonics import spherical_harmonics
+from ..equivariant.irreps import so3_irreps
 from .radial import ExpBernsteinBasis
-from .tensor_product import ChannelwiseTensorProduct
+from ..equivariant.tensor_product import ChannelwiseTensorProduct
 
 
 class PhiSNet(nn.Module):

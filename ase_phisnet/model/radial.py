@@ -69,3 +69,10 @@ class ExpBernsteinBasis(nn.Module):
         n = self.num_basis - 1
         log_b = self.log_binom + self.k * log_x + (n - self.k) * log_1mx
         return torch.exp(log_b) * smooth_cutoff(r, self.cutoff)
+
+
+class RadialMLP(torch.nn.Sequential):
+    """Two-layer MLP from radial basis features to tensor-product path weights."""
+
+    def __init__(self, num_in: int, hidden: int, num_out: int):
+        super().__init__(torch.nn.Linear(num_in, hidden), torch.nn.SiLU(), torch.nn.Linear(hidden, num_out))

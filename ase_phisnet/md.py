@@ -14,7 +14,7 @@ velocities), appending to the trajectory and the log.
 Examples
 --------
 >>> from ase.build import molecule
->>> from ase_phisnet.dynamics import run_md
+>>> from ase_phisnet.md import run_md
 >>> summary = run_md(molecule("H2O"), "outputs/md", ensemble="nve", steps=200)  # doctest: +SKIP
 """
 

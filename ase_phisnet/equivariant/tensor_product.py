@@ -18,7 +18,7 @@ whatever the number of paths. One gather puts the result back in e3nn's layout.
 Examples
 --------
 >>> import torch
->>> from ase_phisnet.model.irreps import so3_irreps
+>>> from ase_phisnet.equivariant.irreps import so3_irreps
 >>> tp = HarmonicTensorProduct(so3_irreps(4, 2), so3_irreps(1, 2), lmax=2)
 >>> x, sh = torch.randn(5, so3_irreps(4, 2).dim), torch.randn(5, 9)
 >>> tp(x, sh, torch.randn(5, tp.weight_numel)).shape
@@ -32,6 +32,7 @@ from e3nn import o3
 from torch import nn
 
 from .e3nn_state import E3nnStateOnLoad
+from .irreps import so3_irreps
 from .path_sum import PathSum
 
 
@@ -211,3 +212,27 @@ class ChannelwiseTensorProduct(_PathProduct):
     def _is_e3nn_state(self, name: str) -> bool:
         # e3nn's Wigner-3j buffers, output mask and, with per-row weights, its empty weight
         return name == "output_mask" or name.startswith("_compiled_main_") or (name == "weight" and not self.shared_weights)
+
+
+def tensor_product(irreps_1: o3.Irreps, irreps_2: o3.Irreps, lmax: int, mode: str, shared_weights: bool):
+    """A weighted tensor product over every allowed path ``l1 x l2 -> L <= lmax``.
+
+    ``mode`` is e3nn's connection mode: ``"uvu"`` (channel-wise with a second input of any
+    multiplicity, e.g. spherical harmonics) or ``"uuu"`` (element-wise over matching channels).
+    All paths into the same order ``L`` are summed, each with its own weights, into one block
+    of ``mul_1`` channels: the output irreps are ``mul_1 x 0e + ... + mul_1 x Le``. (Separate
+    outputs per path would multiply the feature size by the number of paths.) The products
+    are :class:`HarmonicTensorProduct` (``"uvu"``, per-row weights) and
+    :class:`ChannelwiseTensorProduct` (``"uuu"``): e3nn's numbers in far
+    fewer operations.
+    Returns the tensor product and its output irreps.
+    """
+    mul = irreps_1[0].mul
+    if any(m != mul for m, _ in irreps_1):
+        raise ValueError(f"tensor_product needs one multiplicity for all of {irreps_1}")
+    irreps_out = so3_irreps(mul, lmax)
+    if mode == "uvu" and not shared_weights:
+        return HarmonicTensorProduct(irreps_1, irreps_2, lmax), irreps_out
+    if mode == "uuu":
+        return ChannelwiseTensorProduct(irreps_1, irreps_2, lmax, shared_weights), irreps_out
+    raise ValueError(f"tensor products are 'uvu' with per-row weights or 'uuu'; got mode {mode!r}, shared_weights={shared_weights}")

@@ -5,7 +5,7 @@ import torch
 from e3nn import o3
 
 from ase_phisnet.basis import E3NN_AXES
-from ase_phisnet.model.irreps import spherical_harmonics
+from ase_phisnet.equivariant.harmonics import spherical_harmonics
 
 
 def e3nn_harmonics(vectors, lmax):

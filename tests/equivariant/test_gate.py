@@ -5,8 +5,8 @@ import torch
 from e3nn import o3
 from e3nn.nn import Gate
 
-from ase_phisnet.model.gate import GatedActivation
-from ase_phisnet.model.irreps import so3_irreps
+from ase_phisnet.equivariant.gate import GatedActivation
+from ase_phisnet.equivariant.irreps import so3_irreps
 
 
 @pytest.mark.parametrize("scalars, gated", [("8x0e", "8x1e+8x2e+8x3e+8x4e"), ("3x0e", "2x1e+1x2e")])

@@ -6,8 +6,8 @@ import torch
 from e3nn import o3
 
 from ase_phisnet import load_model
-from ase_phisnet.model.irreps import so3_irreps
-from ase_phisnet.model.tensor_product import HarmonicTensorProduct
+from ase_phisnet.equivariant.irreps import so3_irreps
+from ase_phisnet.equivariant.tensor_product import HarmonicTensorProduct
 
 
 def e3nn_product(irreps_1, irreps_2, lmax):
@@ -34,7 +34,7 @@ def test_matches_e3nn_and_its_gradients(l1, l2, lmax):
 def test_second_derivatives_of_both_products():
     """Force training differentiates the products twice: the sparse path sums' backward is a
     sparse product again (gradgradcheck in float64)."""
-    from ase_phisnet.model.tensor_product import ChannelwiseTensorProduct
+    from ase_phisnet.equivariant.tensor_product import ChannelwiseTensorProduct
 
     torch.manual_seed(2)
     irreps = so3_irreps(2, 2)
@@ -71,7 +71,7 @@ def test_models_saved_with_e3nn_products_load_and_drop_their_constants():
     """The shipped model was written while these products and the linears were e3nn's (their
     Wigner-3j buffers, output masks, empty weights and biases are in the file); it loads, and
     the replacements keep only their weights."""
-    from ase_phisnet.model.e3nn_state import E3nnStateOnLoad
+    from ase_phisnet.equivariant.e3nn_state import E3nnStateOnLoad
 
     model = load_model("water-pbe-def2svp")
     assert isinstance(model.interactions[0].tp, HarmonicTensorProduct)
@@ -87,7 +87,7 @@ def test_models_saved_with_e3nn_products_load_and_drop_their_constants():
 @pytest.mark.parametrize("shared", [True, False])
 def test_channelwise_product_matches_e3nn_and_its_gradients(shared):
     """The "uuu" product (x_i (x) x_j per channel) against e3nn's, shared and per-row weights."""
-    from ase_phisnet.model.tensor_product import ChannelwiseTensorProduct
+    from ase_phisnet.equivariant.tensor_product import ChannelwiseTensorProduct
 
     torch.manual_seed(int(shared))
     irreps = so3_irreps(4, 4)
@@ -112,7 +112,7 @@ def test_channelwise_products_evaluated_together_match_one_by_one(max_rows):
     """Several products with equal tables (per-row and shared weights, as a model's heads have)
     give, merged into one evaluation or run alone past ``max_rows``, each one's own numbers and
     gradients."""
-    from ase_phisnet.model.tensor_product import ChannelwiseTensorProduct
+    from ase_phisnet.equivariant.tensor_product import ChannelwiseTensorProduct
 
     torch.manual_seed(3)
     irreps = so3_irreps(2, 4)

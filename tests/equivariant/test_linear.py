@@ -6,8 +6,8 @@ from e3nn import o3
 
 from ase_phisnet.basis import AOBasis
 from ase_phisnet.model.blocks import block_irreps_and_expansion
-from ase_phisnet.model.irreps import so3_irreps
-from ase_phisnet.model.linear import EquivariantLinear
+from ase_phisnet.equivariant.irreps import so3_irreps
+from ase_phisnet.equivariant.linear import EquivariantLinear
 
 O_BLOCK = block_irreps_and_expansion(*[AOBasis("def2-svp", [8]).shell_ls[8]] * 2)[0]
 

@@ -4,7 +4,7 @@ import numpy as np
 from ase.build import molecule
 
 from ase_phisnet.basis import random_rotation
-from ase_phisnet.optimization import bond_angles, bonds, kabsch_rmsd
+from ase_phisnet.optimize import bond_angles, bonds, kabsch_rmsd
 from ase_phisnet.reference import PySCFCalculator
 
 

@@ -85,7 +85,7 @@ def compare_vibrations(start, model="water-pbe-def2svp", output="vibrations", fm
     """Optimize with both methods, then compare frequencies and IR intensities; writes
     ``ir_spectrum.png`` and returns the table as a dict."""
     from .calculator import PhiSNetCalculator
-    from .optimization import optimize
+    from .optimize import optimize
     from .reference import reference_calculator, reference_xc
 
     out = Path(output)

@@ -4,7 +4,7 @@ import numpy as np
 from ase import Atoms
 
 from ase_phisnet.reference import PySCFCalculator
-from ase_phisnet.vibrational import infrared, lorentzian_spectrum, pyscf_frequencies
+from ase_phisnet.vibrations import infrared, lorentzian_spectrum, pyscf_frequencies
 
 
 def test_analytic_hessian_frequencies_match_finite_differences(tmp_path):

@@ -5,7 +5,7 @@ from ase.build import molecule
 from ase.io import read
 
 from ase_phisnet.calculator import PhiSNetCalculator
-from ase_phisnet.dynamics import read_log, run_md
+from ase_phisnet.md import read_log, run_md
 
 import ase_phisnet
 
