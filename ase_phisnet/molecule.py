@@ -17,10 +17,8 @@ from ase.data import chemical_symbols
 
 from .basis import element_shells
 from .units import BOHR
+from .errors import ElectronCountError  # noqa: F401 (re-exported)
 
-
-class ElectronCountError(ValueError):
-    """A charge/multiplicity that does not fit the molecule's electron count."""
 
 
 def check_charge_multiplicity(numbers: Sequence[int], charge: int = 0, multiplicity: int = 1) -> int:

@@ -1,15 +1,16 @@
-"""Import the shared HDF5 reference sets (``/work/shared/data/*.h5``) into a :class:`FrameStore`.
+"""Import the shared HDF5 reference sets into a :class:`FrameStore`.
 
-The HDF5 layout (``/work/shared/data/README.md``): one dataset per frame key, the frame axis
-first (``numbers`` once, shape (natm,)), file attributes ``xc``, ``basis``, ``grids_level``,
-``conv_tol``, ``pyscf_version`` (and ``units``, ``ao_order``, ``source``). Row ``i`` becomes
-frame ``i``. The file is read in place, never copied.
+The sets live in the reference-data folder (:func:`~ase_phisnet.data.location.reference_data_dir`:
+``$PHISNET_DATA``, else ``../shared/data`` beside the checkout); its ``README.md`` describes the
+layout: one dataset per frame key, the frame axis first (``numbers`` once, shape (natm,)), file
+attributes ``xc``, ``basis``, ``grids_level``, ``conv_tol``, ``pyscf_version`` (and ``units``,
+``ao_order``, ``source``). Row ``i`` becomes frame ``i``. The file is read in place, never copied.
 
 Examples
 --------
 >>> from ase_phisnet.data import import_h5
->>> store = import_h5("/work/shared/data/water_pbe_def2svp_500K.h5", "runs/water")  # doctest: +SKIP
->>> len(store)                                                                    # doctest: +SKIP
+>>> store = import_h5("water_pbe_def2svp_500K.h5", "runs/water")  # a bare name: looked up in the data folder  # doctest: +SKIP
+>>> len(store)                                                     # doctest: +SKIP
 2500
 """
 
@@ -21,13 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from .store import AO_ORDER, FRAME_KEYS, UNITS, FrameStore, make_meta
+from ..errors import ImportFormatError  # noqa: F401 (re-exported)
 
 #: File attributes an HDF5 set must have.
 REQUIRED_ATTRS = ("xc", "basis", "grids_level", "conv_tol")
 
-
-class ImportFormatError(ValueError):
-    """An HDF5 file that does not follow the shared reference-set layout."""
 
 
 def _attr(value):
@@ -92,17 +91,27 @@ def read_h5(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
     return arrays, attrs
 
 
-def import_h5(h5_path: str | os.PathLike, dataset_path: str | os.PathLike, progress: bool = True) -> FrameStore:
+def import_h5(
+    h5_path: str | os.PathLike,
+    dataset_path: str | os.PathLike,
+    progress: bool = True,
+    data_dir: str | os.PathLike | None = None,
+) -> FrameStore:
     """Import an HDF5 reference set into a dataset (row ``i`` -> frame ``i``); rerun to resume.
 
     Parameters
     ----------
     h5_path : path-like
-        The HDF5 file, read in place.
+        The HDF5 file, read in place: an existing path, or a bare set name such as
+        ``"water_pbe_def2svp_500K.h5"`` looked up in the reference-data folder
+        (:func:`~ase_phisnet.data.location.resolve_dataset`).
     dataset_path : path-like
         Dataset directory, created (or resumed if it holds the same set).
     progress : bool
         Show a tqdm bar.
+    data_dir : path-like, optional
+        The reference-data folder for a bare name (default: ``$PHISNET_DATA``, else
+        ``../shared/data`` beside the checkout).
 
     Returns
     -------
@@ -112,8 +121,9 @@ def import_h5(h5_path: str | os.PathLike, dataset_path: str | os.PathLike, progr
     from tqdm.auto import tqdm
 
     from .label import file_sha256
+    from .location import resolve_dataset
 
-    h5_path = Path(h5_path)
+    h5_path = resolve_dataset(h5_path, data_dir)
     arrays, attrs = read_h5(h5_path)
     xc = attrs["xc"]
     method = str(attrs.get("method", "rhf" if str(xc).lower() in ("hf", "rhf") else "rks")).lower()

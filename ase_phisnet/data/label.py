@@ -46,6 +46,7 @@ from typing import Sequence
 import numpy as np
 
 from .store import FrameStore, make_meta
+from ..errors import LabelError  # noqa: F401 (re-exported)
 
 #: Reference methods: restricted Kohn–Sham DFT, restricted Hartree–Fock, and CCSD(T) energies
 #: and forces on an RHF reference.
@@ -53,9 +54,6 @@ METHODS = ("rks", "rhf", "ccsd(t)")
 #: Thread-count variables set to 1 for worker processes.
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
-
-class LabelError(RuntimeError):
-    """Some frames could not be labelled (the others are stored)."""
 
 
 # ---------------------------------------------------------------------------------- settings

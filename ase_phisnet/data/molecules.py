@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from ..errors import GeometryError  # noqa: F401 (re-exported)
 
 #: Friendly names for G2 molecules.
 G2_ALIASES = {
@@ -143,9 +144,6 @@ H    -2.1316    0.7716    0.0133
 #: Geometry formats named in error messages (ase.io.read reads many more).
 COMMON_FORMATS = "xyz, extxyz, traj, pdb, cif, sdf, mol, gen, POSCAR/CONTCAR, Gaussian/ORCA input"
 
-
-class GeometryError(ValueError):
-    """A molecule name or geometry file that cannot be turned into atoms."""
 
 
 def molecule_names() -> list[str]:

@@ -7,7 +7,7 @@ A dataset is a directory::
       frames/000123.npz   one file per frame, named by the frame's index in its source
 
 Each frame file holds exactly the keys of :data:`FRAME_KEYS`, with the names and units of the
-shared HDF5 sets (``/work/shared/data/README.md``): positions in Å, energy in Hartree, forces in
+shared HDF5 sets (the ``README.md`` of the reference-data folder, ``../shared/data``): positions in Å, energy in Hartree, forces in
 Hartree/Bohr, the Fock/KS matrix, overlap and core Hamiltonian in PySCF's AO order, orbital
 energies in Hartree, dipole in Debye.
 
@@ -41,6 +41,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from ..atomic_files import atomic_write_bytes, atomic_write_text, fsync_dir, write_temp
+from ..errors import DatasetError  # noqa: F401 (re-exported)
 
 #: Version of the on-disk layout written by this module.
 FORMAT_VERSION = 1
@@ -88,9 +89,6 @@ FRAMES_DIR = "frames"
 LOCK_FILE = ".lock"
 _FRAME_RE = re.compile(r"^(\d+)\.npz$")
 
-
-class DatasetError(ValueError):
-    """A dataset directory that is missing, malformed, or does not match what was asked for."""
 
 
 # ---------------------------------------------------------------------------------- metadata

@@ -29,6 +29,7 @@ from .. import __version__
 from ..atomic_files import atomic_write_bytes
 from .config import PhiSNetConfig
 from .phisnet import PhiSNet, build_model
+from ..errors import ModelFileError  # noqa: F401 (re-exported)
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -36,9 +37,6 @@ CONFIG = "config.json"
 SHIPPED = Path(__file__).resolve().parents[1] / "pretrained"
 FORMAT = "ase_phisnet.model/1"
 
-
-class ModelFileError(ValueError):
-    """A model file that is missing, truncated or incompatible with this version."""
 
 
 def shipped_models(fmt: str = FORMAT) -> list[str]:

@@ -36,12 +36,10 @@ from .config import TrainConfig
 from .data import MatrixData, load_frames, pair_distance_range
 from ..units import HARTREE, HARTREE_PER_BOHR
 from .energy_forces import EnergyForceTerms, element_counts, energy_force_loss, mse_plus_mae, offset_free
+from ..errors import TrainingDiverged  # noqa: F401 (re-exported)
 
 HARTREE_TO_MICRO = 1e6
 
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is left as it was."""
 
 
 def matrix_loss(pred: dict, targets: dict, mask: torch.Tensor, weights: dict) -> tuple[torch.Tensor, dict]:
