@@ -14,6 +14,7 @@ key                  what                                                    uni
 ``homo_lumo_gap``    eps_LUMO - eps_HOMO                                     eV
 ==================== ======================================================= =========
 
+Everything comes from one electronic-state step (:func:`ase_phisnet.electronic.electronic_state`).
 The energy, E = E_nn + 1/2 tr[P (F~ + H~core)], needs a model with an H~core head trained
 through energies; a model trained on F~ alone gives orbitals, density, dipole and charges, and
 says so when asked for an energy.
@@ -23,8 +24,11 @@ Examples
 >>> from ase.build import molecule
 >>> from ase_phisnet import PhiSNetCalculator
 >>> atoms = molecule("H2O")
->>> atoms.calc = PhiSNetCalculator("water-pbe-def2svp")          # doctest: +SKIP
->>> atoms.get_dipole_moment(), atoms.calc.get_eigenvalues()[:5]  # doctest: +SKIP
+>>> atoms.calc = PhiSNetCalculator("water-pbe-def2svp")
+>>> round(float(atoms.get_potential_energy()) / 1000)  # eV
+-2078
+>>> atoms.calc.set(dtype="float32")   # reloads the model in float32
+{'dtype': 'float32'}
 """
 
 from __future__ import annotations
@@ -36,16 +40,19 @@ import torch
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.data import chemical_symbols
 
-from . import allocator
-from .electronic import ExactCoreHamiltonian, ExactOverlap, closed_shell_density, generalized_eigh, nuclear_repulsion, phisnet_energy
+from .electronic import IntegralCache, electronic_states
 from .electronic.properties import dipole_moment, mulliken_charges
+from .errors import InputError
 from .model.io import load_model
-from .molecule import build_mol, check_charge_multiplicity
+from .molecule import check_charge_multiplicity
 from .units import BOHR, HARTREE
 
 #: Two atoms closer than this (Å) are refused: no training set has them, and the AO basis
 #: becomes near-linearly dependent.
 MIN_DISTANCE = 0.5
+
+#: Parameters whose change loads the model again.
+MODEL_PARAMETERS = ("model", "device", "dtype")
 
 
 class PhiSNetCalculator(Calculator):
@@ -63,35 +70,66 @@ class PhiSNetCalculator(Calculator):
         Total charge and 2S+1. Closed shell only: multiplicity 1.
     overlap : {"exact", "predicted"}
         S from PySCF's integrals (default) or the model's S~ head.
-    keep_freed_memory : bool
-        Huge pages for large tensors and glibc's malloc keeping freed memory for the next step
-        (:func:`ase_phisnet.allocator.keep_freed_memory`; process-wide settings). Without
-        them a step pays a page fault for every fresh page of its intermediates.
+
+    ``set()`` of ``model``, ``device`` or ``dtype`` loads the model again; any change of a
+    parameter discards the results.
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "dipole", "charges"]
     default_parameters = dict(model="water-pbe-def2svp", device="cpu", dtype="float64", charge=0, multiplicity=1, overlap="exact")
 
-    def __init__(self, model="water-pbe-def2svp", device="cpu", dtype="float64", charge=0, multiplicity=1, overlap="exact", keep_freed_memory=True, **kwargs):
-        super().__init__(**kwargs)
-        if keep_freed_memory:
-            allocator.keep_freed_memory()
-        if dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-        if overlap not in ("exact", "predicted"):
-            raise ValueError(f"overlap must be 'exact' or 'predicted', got {overlap!r}")
-        if int(multiplicity) != 1:
-            raise ValueError(f"multiplicity {multiplicity} asked for; PhiSNetCalculator is closed-shell only (multiplicity 1)")
-        self.model = model if isinstance(model, torch.nn.Module) else load_model(model, device=device, dtype=getattr(torch, dtype))
-        heads = self.model.config.heads
-        if overlap == "predicted" and "overlap" not in heads:
-            raise ValueError(f"overlap='predicted' needs a model with an overlap head; this one has {heads}")
-        trained_charge = getattr(self.model, "metadata", {}).get("reference", {}).get("charge", 0) or 0
-        if int(charge) != int(trained_charge):
-            raise ValueError(f"charge {charge} asked for; this model was trained on charge {trained_charge} molecules only")
-        self.parameters.update(model=str(model) if not isinstance(model, torch.nn.Module) else "<PhiSNet>", device=device, dtype=dtype, charge=int(charge), multiplicity=1, overlap=overlap)
-        self._mol_cache = {}
+    def __init__(self, model=None, **kwargs):
+        self.model = None
+        self._integrals = None
         self._graph_cache = (None, None)
+        if model is not None:
+            kwargs["model"] = model
+        super().__init__(**kwargs)
+        if self.model is None:  # every parameter at its default
+            self._load_model()
+
+    # ------------------------------------------------------------------ parameters
+    def set(self, **kwargs):
+        unknown = sorted(set(kwargs) - set(self.default_parameters))
+        if unknown:
+            raise InputError(f"unknown parameter(s) {unknown}; PhiSNetCalculator takes {sorted(self.default_parameters)}")
+        self._check_values({**self.parameters, **kwargs})
+        changed = super().set(**kwargs)
+        if self.model is None or set(changed) & set(MODEL_PARAMETERS):
+            self._load_model()
+        elif set(changed) & {"charge", "overlap"}:
+            self._check_model()
+        if "charge" in changed:
+            self._integrals = None
+        return changed
+
+    @staticmethod
+    def _check_values(p) -> None:
+        if p["dtype"] not in ("float32", "float64"):
+            raise InputError(f"dtype must be 'float32' or 'float64', got {p['dtype']!r}")
+        if p["overlap"] not in ("exact", "predicted"):
+            raise InputError(f"overlap must be 'exact' or 'predicted', got {p['overlap']!r}")
+        if int(p["multiplicity"]) != 1:
+            raise InputError(f"multiplicity {p['multiplicity']} asked for; PhiSNetCalculator is closed-shell only (multiplicity 1)")
+
+    def _load_model(self) -> None:
+        p = self.parameters
+        model, dtype = p["model"], getattr(torch, p["dtype"])
+        if isinstance(model, torch.nn.Module):
+            self.model = model.to(device=p["device"], dtype=dtype)
+        else:
+            self.model = load_model(model, device=p["device"], dtype=dtype)
+        self._integrals = None
+        self._graph_cache = (None, None)
+        self._check_model()
+
+    def _check_model(self) -> None:
+        p, heads = self.parameters, self.model.config.heads
+        if p["overlap"] == "predicted" and "overlap" not in heads:
+            raise InputError(f"overlap='predicted' needs a model with an overlap head; this one has {heads}")
+        trained_charge = getattr(self.model, "metadata", {}).get("reference", {}).get("charge", 0) or 0
+        if int(p["charge"]) != int(trained_charge):
+            raise InputError(f"charge {p['charge']} asked for; this model was trained on charge {trained_charge} molecules only")
 
     # ------------------------------------------------------------------ input checks
     def check_atoms(self, atoms) -> None:
@@ -99,20 +137,20 @@ class PhiSNetCalculator(Calculator):
         numbers = atoms.get_atomic_numbers()
         unsupported = sorted(set(numbers.tolist()) - set(self.model.elements))
         if unsupported:
-            raise ValueError(
+            raise InputError(
                 f"element(s) {', '.join(chemical_symbols[z] for z in unsupported)} not supported; "
                 f"this model covers {', '.join(chemical_symbols[z] for z in self.model.elements)}"
             )
         if atoms.pbc.any():
-            raise ValueError("periodic cells are not supported: PhiSNetCalculator is for molecules (set atoms.pbc = False)")
+            raise InputError("periodic cells are not supported: PhiSNetCalculator is for molecules (set atoms.pbc = False)")
         pos = atoms.get_positions()
         if not np.all(np.isfinite(pos)):
-            raise ValueError("atomic positions contain NaN or infinite values")
+            raise InputError("atomic positions contain NaN or infinite values")
         if len(atoms) > 1:
             d = np.linalg.norm(pos[:, None] - pos[None], axis=-1) + np.eye(len(atoms)) * 1e9
             i, j = np.unravel_index(np.argmin(d), d.shape)
             if d[i, j] < MIN_DISTANCE:
-                raise ValueError(f"atoms {i} and {j} are {d[i, j]:.3f} Å apart; PhiSNetCalculator needs at least {MIN_DISTANCE} Å")
+                raise InputError(f"atoms {i} and {j} are {d[i, j]:.3f} Å apart; PhiSNetCalculator needs at least {MIN_DISTANCE} Å")
         check_charge_multiplicity(numbers, self.parameters.charge, 1)
 
     def check_training_range(self, atoms) -> None:
@@ -140,21 +178,15 @@ class PhiSNetCalculator(Calculator):
                     stacklevel=3,
                 )
 
-    def _integrals(self, atoms) -> tuple[ExactOverlap, ExactCoreHamiltonian]:
-        key = tuple(atoms.get_atomic_numbers().tolist())
-        if key not in self._mol_cache:  # the basis and integral set-up are built once per molecule
-            mol = build_mol(atoms.get_atomic_numbers(), atoms.get_positions(), self.model.config.basis, self.parameters.charge)
-            self._mol_cache = {key: (ExactOverlap(mol), ExactCoreHamiltonian(mol))}
-        return self._mol_cache[key]
-
-    def _graph(self, numbers, R: torch.Tensor):
-        """The model's graph at ``R`` (Bohr); its bookkeeping is reused while the atoms and the
-        pairs within the cutoff stay the same (every step of an MD run of a small molecule)."""
+    def _graph(self, numbers, R: torch.Tensor, system_changes):
+        """The model's graph at ``R`` (Bohr). Its bookkeeping is kept while only the positions
+        change and the pairs within the cutoff stay the same (every step of an MD run of a
+        small molecule)."""
         with torch.no_grad():
             pairs = (torch.cdist(R, R) < self.model.config.cutoff).cpu().numpy()
         key = (tuple(numbers.tolist()), pairs.tobytes())
         cached_key, graph = self._graph_cache
-        if key != cached_key:
+        if key != cached_key or "numbers" in system_changes:
             graph = self.model.graph([numbers], [R])
             self._graph_cache = (key, graph)
             return graph
@@ -166,48 +198,40 @@ class PhiSNetCalculator(Calculator):
         atoms = self.atoms
         self.check_atoms(atoms)
         self.check_training_range(atoms)
-        numbers = atoms.get_atomic_numbers()
-        n_occ = check_charge_multiplicity(numbers, self.parameters.charge, 1) // 2
-        wants_energy = any(p in properties for p in ("energy", "free_energy", "forces"))
-        has_hcore = "hcore" in self.model.config.heads
-        if wants_energy and not has_hcore:
+        wants_forces = "forces" in properties
+        wants_energy = wants_forces or any(p in properties for p in ("energy", "free_energy"))
+        if wants_energy and "hcore" not in self.model.config.heads:
             raise PropertyNotImplementedError(
                 "this model predicts F~ only (no H~core head trained through energies), so it gives orbitals, "
                 "density, dipole and charges but no energy or forces; use a model trained with an energy loss"
             )
+        if self._integrals is None:
+            self._integrals = IntegralCache(self.model.config.basis, self.parameters.charge)
+        numbers = atoms.get_atomic_numbers()
         param = next(self.model.parameters())
-        R = torch.tensor(atoms.get_positions() / BOHR, dtype=param.dtype, device=param.device, requires_grad="forces" in properties)
-        overlap, core = self._integrals(atoms)
-        with torch.set_grad_enabled("forces" in properties):
-            out = self.model(self._graph(numbers, R))
-            to_pyscf = lambda name: self.model.basis.to_pyscf_order(out[name][0], numbers)  # noqa: E731
-            F = to_pyscf("fock")
-            S = to_pyscf("overlap") if self.parameters.overlap == "predicted" else overlap(R)
-            if wants_energy:
-                H = to_pyscf("hcore") + core(R) if self.model.config.core_baseline else to_pyscf("hcore")
-                E, P = phisnet_energy(F, H, S, n_occ, nuclear_repulsion(torch.as_tensor(numbers, device=R.device), R))
-                E = E + self.model.atomic_energy(numbers)
-            else:
-                P = closed_shell_density(F, S, n_occ)
-        if "forces" in properties:
-            (grad,) = torch.autograd.grad(E, R)
+        R = torch.tensor(atoms.get_positions() / BOHR, dtype=param.dtype, device=param.device, requires_grad=wants_forces)
+        with torch.set_grad_enabled(wants_forces):
+            graph = self._graph(numbers, R, system_changes)
+            (state,), _ = electronic_states(self.model, [numbers], [R], self._integrals, energy=wants_energy, overlap=self.parameters.overlap, graph=graph)
+        if wants_forces:
+            (grad,) = torch.autograd.grad(state.energy, R)
             self.results["forces"] = -grad.detach().cpu().double().numpy() * HARTREE / BOHR
         if wants_energy:
-            self.results["energy"] = self.results["free_energy"] = float(E.detach()) * HARTREE
+            self.results["energy"] = self.results["free_energy"] = float(state.energy.detach()) * HARTREE
 
-        F_np, S_np, P_np = (x.detach().cpu().double().numpy() for x in (F, S, P))
-        eps, C = (x.numpy() for x in generalized_eigh(torch.from_numpy(F_np), torch.from_numpy(S_np)))
-        mol = overlap.mol
-        gap = (eps[n_occ] - eps[n_occ - 1]) * HARTREE
+        F, S, P, eps, C = (x.detach().cpu().double().numpy() for x in (state.fock, state.overlap, state.density_matrix, state.mo_energy, state.mo_coeff))
+        mol = self._integrals(numbers).mol
+        mol.set_geom_(atoms.get_positions() / BOHR, unit="Bohr", symmetry=False)
+        gap = state.homo_lumo_gap * HARTREE
         self.results.update(
-            hamiltonian=F_np,
-            overlap=S_np,
-            density_matrix=P_np,
+            hamiltonian=F,
+            overlap=S,
+            density_matrix=P,
             mo_coeff=C,
             mo_energy=eps,
             homo_lumo_gap=gap,
-            dipole=dipole_moment(mol, P_np) * BOHR,
-            charges=mulliken_charges(mol, P_np, S_np),
+            dipole=dipole_moment(mol, P) * BOHR,
+            charges=mulliken_charges(mol, P, S),
         )
         if gap < 0.1:
             warnings.warn(f"predicted HOMO-LUMO gap collapsed to {gap:.3f} eV: the geometry is probably outside the training range", stacklevel=2)
@@ -217,7 +241,7 @@ class PhiSNetCalculator(Calculator):
         """``results[key]`` for an orbital quantity, calculating first if the geometry changed."""
         atoms = atoms or self.atoms
         if atoms is None:
-            raise ValueError("no atoms: attach the calculator to an Atoms object first")
+            raise InputError("no atoms: attach the calculator to an Atoms object first")
         if self.calculation_required(atoms, ["dipole"]) or key not in self.results:
             self.calculate(atoms, properties=["dipole"])
         return self.results[key]
@@ -254,6 +278,8 @@ class PhiSNetCalculator(Calculator):
         whose orbitals are Hartree–Fock-like).
         """
         from pyscf import dft, scf
+
+        from .molecule import build_mol
 
         mo_coeff = self.orbital_result("mo_coeff")
         mol = build_mol(self.atoms.get_atomic_numbers(), self.atoms.get_positions(), self.model.config.basis, self.parameters.charge)

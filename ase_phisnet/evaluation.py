@@ -24,6 +24,10 @@ import scipy.linalg
 import torch
 from tqdm.auto import tqdm
 
+from .molecule import check_charge_multiplicity
+from .training.energy_forces import predict_energies_forces
+from .units import BOHR, HARTREE, HARTREE_PER_BOHR
+
 MICRO = 1e6
 
 #: Published water rows (MD17 geometries; see DESIGN.md). None: not given there.
@@ -48,14 +52,18 @@ def orbital_metrics(F_pred: np.ndarray, F_ref: np.ndarray, S: np.ndarray, n_occ:
     return {"eps_abs_err": np.abs(eps_p[:n_occ] - eps_r[:n_occ]), "psi_cos": cos}
 
 
+def reference_charge(model) -> int:
+    """The total charge of the molecules a model was trained on (its reference metadata; 0 if unrecorded)."""
+    return int(getattr(model, "metadata", {}).get("reference", {}).get("charge") or 0)
+
+
 def evaluate(model, frames: list[dict], batch_size: int = 64, progress: bool = True) -> dict:
     """H, eps and psi metrics of a model on frames (dicts with numbers, positions Å, fock, overlap).
 
-    Closed shell, neutral: ``n_occ = sum(Z) // 2``. Returns the aggregate metrics (µEh, %) and
-    the per-frame H MAE (µEh).
+    Closed shell, at the charge the model was trained on (:func:`reference_charge`). Returns the
+    aggregate metrics (µEh, %) and the per-frame H MAE (µEh).
     """
-    from .units import BOHR
-
+    charge = reference_charge(model)
     abs_sum, count, eps_err, cos_all, per_frame = 0.0, 0, [], [], []
     bar = tqdm(total=len(frames), desc="evaluate", disable=not progress, unit="frame")
     for start in range(0, len(frames), batch_size):
@@ -72,7 +80,7 @@ def evaluate(model, frames: list[dict], batch_size: int = 64, progress: bool = T
             abs_sum += err.sum()
             count += err.size
             per_frame.append(err.mean() * MICRO)
-            m = orbital_metrics(F_pred, F_ref, np.asarray(f["overlap"]), int(z.sum()) // 2)
+            m = orbital_metrics(F_pred, F_ref, np.asarray(f["overlap"]), check_charge_multiplicity(z, charge, 1) // 2)
             eps_err.append(m["eps_abs_err"])
             cos_all.append(m["psi_cos"])
         bar.update(len(chunk))
@@ -86,39 +94,12 @@ def evaluate(model, frames: list[dict], batch_size: int = 64, progress: bool = T
     }
 
 
-def predict_energies_forces(model, frames: list[dict], batch_size: int = 32, progress: bool = True) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Energies (Hartree) and forces (Hartree/Bohr, one (natm, 3) array per frame) of a model
-    with an H~core head, through PhiSNet's energy expression with the exact overlap.
-
-    ``frames`` are dicts with ``numbers`` and ``positions`` (Å); closed shell, the charge as
-    recorded in the model's reference metadata (default neutral).
-    """
-    from .training.energy_forces import EnergyForceTerms
-    from .units import BOHR
-
-    if "hcore" not in model.config.heads:
-        raise ValueError(f"energies need an H~core head; this model has {model.config.heads}")
-    terms = EnergyForceTerms(model.config.basis, int(getattr(model, "metadata", {}).get("reference", {}).get("charge") or 0))
-    energies, forces = [], []
-    bar = tqdm(total=len(frames), desc="energies and forces", disable=not progress, unit="frame")
-    for start in range(0, len(frames), batch_size):
-        chunk = frames[start : start + batch_size]
-        E, F, _ = terms(model, [np.asarray(f["numbers"], dtype=int) for f in chunk], [np.asarray(f["positions"]) / BOHR for f in chunk], create_graph=False)
-        energies.extend(E.detach().cpu().numpy().tolist())
-        forces.extend(g.detach().cpu().numpy() for g in F)
-        bar.update(len(chunk))
-    bar.close()
-    return np.asarray(energies), forces
-
-
 def energy_force_metrics(model, frames: list[dict], batch_size: int = 32, progress: bool = True) -> dict:
     """Energy (meV) and force (meV/Å) MAE of a model with an H~core head against the frames'
     reference energies and forces (:func:`predict_energies_forces`).
 
     Energies are compared as total energies (no shift); forces over all Cartesian components.
     """
-    from .units import HARTREE, HARTREE_PER_BOHR
-
     E, F = predict_energies_forces(model, frames, batch_size, progress)
     e_err = E - np.array([f["energy"] for f in frames])
     f_err = np.concatenate([(g - np.asarray(f["forces"])).ravel() for g, f in zip(F, frames)])

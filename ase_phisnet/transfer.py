@@ -56,15 +56,18 @@ def compare_to_reference(energies, forces, ref_energies, ref_forces) -> dict:
 
 def occupied_orbital_energies(model, frames: list[dict]) -> np.ndarray:
     """Occupied eigenvalues (Hartree) of the model's F~ with each frame's reference overlap,
-    shape (n_frames, n_occ); one molecule type (closed shell, neutral)."""
+    shape (n_frames, n_occ); one molecule type, closed shell at the model's reference charge."""
     import scipy.linalg
-    import torch
 
+    from .evaluation import reference_charge
+    from .molecule import check_charge_multiplicity
+
+    charge = reference_charge(model)
     out = []
     for f in frames:
-        with torch.no_grad():
-            F = model.predict(f["numbers"], f["positions"])["fock"]
-        out.append(scipy.linalg.eigh(F, np.asarray(f["overlap"]), eigvals_only=True)[: int(np.sum(f["numbers"])) // 2])
+        F = model.predict(f["numbers"], f["positions"])["fock"]
+        n_occ = check_charge_multiplicity(f["numbers"], charge, 1) // 2
+        out.append(scipy.linalg.eigh(F, np.asarray(f["overlap"]), eigvals_only=True)[:n_occ])
     return np.asarray(out)
 
 

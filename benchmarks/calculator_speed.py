@@ -9,7 +9,6 @@ analytic gradient, conv_tol 1e-9, grid level 3, from the default guess.
     python benchmarks/calculator_speed.py                  # water and ethanol, 3 geometries each
     python benchmarks/calculator_speed.py --frames 5 --device cuda
     python benchmarks/calculator_speed.py --dtype float32   # the network and eigensolver in float32
-    python benchmarks/calculator_speed.py --default-allocator   # without ase_phisnet.allocator's settings
 """
 
 from __future__ import annotations
@@ -43,7 +42,6 @@ def main():
     p.add_argument("--preset", default="small")
     p.add_argument("--features", type=int, default=32, help="features of the random-weight model (shipped water model: 32)")
     p.add_argument("--model", help="trained model with an hcore head (default: random weights)")
-    p.add_argument("--default-allocator", action="store_true", help="leave the memory settings as they are (PhiSNetCalculator(keep_freed_memory=False))")
     args = p.parse_args()
 
     from pyscf import dft, lib
@@ -53,15 +51,12 @@ def main():
     except ImportError:  # the GFN2-xTB column is left empty where tblite is not installed
         TBLite = None
 
-    from ase_phisnet import allocator
     from ase_phisnet.calculator import PhiSNetCalculator
     from ase_phisnet.model import PhiSNetConfig, build_model
     from ase_phisnet.model.io import load_model
     from ase_phisnet.molecule import build_mol
     from ase_phisnet.training.data import load_frames
 
-    if not args.default_allocator:
-        allocator.keep_freed_memory()  # before the first large tensor (PyTorch reads THP_MEM_ALLOC_ENABLE once)
     print(f"PhiSNet on {args.device} in {args.dtype}, {torch.get_num_threads()} torch threads; PySCF on {lib.num_threads()} threads")
     print("| molecule | PhiSNet E+F (ms) | page faults per PhiSNet step | PySCF PBE E+F (ms) | GFN2-xTB E+F (ms) | PySCF / PhiSNet | xTB / PhiSNet |")
     print("|---|---|---|---|---|---|---|")
@@ -76,7 +71,7 @@ def main():
             # the shipped water model's architecture (H~core on top of the exact T + V_nuc)
             cfg = PhiSNetConfig.from_preset(args.preset, elements=sorted(set(numbers.tolist())), heads=["fock", "hcore"], features=args.features, core_baseline=True)
             model = build_model(cfg, getattr(torch, args.dtype), args.device)
-        calc = PhiSNetCalculator(model, device=args.device, dtype=args.dtype, keep_freed_memory=not args.default_allocator)
+        calc = PhiSNetCalculator(model, device=args.device, dtype=args.dtype)
         xtb = TBLite(method="GFN2-xTB", verbosity=0) if TBLite else None
         t_ml, t_dft, t_xtb, faults = [], [], [], []
         for f in frames:

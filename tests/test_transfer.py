@@ -54,7 +54,7 @@ def fine_tuned():
 def test_fine_tuned_model_halves_the_hf_error_against_ccsd_t(held_out, fine_tuned):
     """The issue's target on the 300 held-out frames: relative-energy and force MAE against
     CCSD(T) at most half of the Hartree-Fock method's own; and the figures recorded in the model."""
-    from ase_phisnet.evaluation import predict_energies_forces
+    from ase_phisnet.training.energy_forces import predict_energies_forces
 
     meta = fine_tuned.metadata
     assert meta["reference"]["method"] == "ccsd(t)"

@@ -76,28 +76,51 @@ def density_backward(G, eps, C, n_occ: int):
     return dF, dS
 
 
-class _ClosedShellDensity(torch.autograd.Function):
+def eigenvalue_backward(g, eps, C):
+    """``(dL/dF, dL/dS)`` for the cotangent ``g = dL/d eps`` of the orbital energies.
+
+    ``d eps_k = c_k^T dF c_k - eps_k c_k^T dS c_k`` for S-normalised ``c_k``: no eigenvalue
+    differences appear, so degenerate orbitals are safe.
+    """
+    dF = (C * g[..., None, :]) @ C.transpose(-1, -2)
+    dS = -(C * (g * eps)[..., None, :]) @ C.transpose(-1, -2)
+    return dF, dS
+
+
+class _ClosedShellOrbitals(torch.autograd.Function):
+    """``(P, eps, C)`` from one diagonalization; P and eps carry gradients, C does not."""
+
     @staticmethod
     def forward(ctx, F, S, n_occ: int):
         eps, C = generalized_eigh(F, S)
         Co = C[..., :n_occ]
         ctx.n_occ = n_occ
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(F, S, eps, C)
-        return 2 * Co @ Co.transpose(-1, -2)
+        ctx.mark_non_differentiable(C)
+        return 2 * Co @ Co.transpose(-1, -2), eps, C
 
     @staticmethod
-    def backward(ctx, G):
+    def backward(ctx, gP, g_eps, _gC):
         F, S, eps, C = ctx.saved_tensors
         if torch.is_grad_enabled():
             # create_graph: recompute the eigenpairs as live functions of F and S, so that the
             # second derivative also follows their dependence on F and S
             eps, C = generalized_eigh(F, S)
-        dF, dS = density_backward(G, eps, C, ctx.n_occ)
+        dF = dS = None
+        for part in (density_backward(gP, eps, C, ctx.n_occ) if gP is not None else None, eigenvalue_backward(g_eps, eps, C) if g_eps is not None else None):
+            if part is not None:
+                dF = part[0] if dF is None else dF + part[0]
+                dS = part[1] if dS is None else dS + part[1]
         return dF, dS, None
 
 
-def closed_shell_density(F: torch.Tensor, S: torch.Tensor, n_occ: int) -> torch.Tensor:
-    """Closed-shell density matrix ``P = 2 C_o C_o^T`` of ``F C = S C eps``, degeneracy-safe.
+def closed_shell_orbitals(F: torch.Tensor, S: torch.Tensor, n_occ: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(P, eps, C)`` of ``F C = S C eps`` from one diagonalization, degeneracy-safe.
+
+    ``P = 2 C_o C_o^T`` (the closed-shell density matrix) and the ascending orbital energies
+    ``eps`` (Hartree) are differentiable with respect to F and S (see the module docstring);
+    the S-orthonormal coefficients ``C`` are returned as values only.
 
     Parameters
     ----------
@@ -110,4 +133,10 @@ def closed_shell_density(F: torch.Tensor, S: torch.Tensor, n_occ: int) -> torch.
     """
     if not 0 < n_occ < F.shape[-1]:
         raise ValueError(f"n_occ must be between 1 and n_ao - 1 = {F.shape[-1] - 1}, got {n_occ}")
-    return _ClosedShellDensity.apply(F, S, int(n_occ))
+    return _ClosedShellOrbitals.apply(F, S, int(n_occ))
+
+
+def closed_shell_density(F: torch.Tensor, S: torch.Tensor, n_occ: int) -> torch.Tensor:
+    """Closed-shell density matrix ``P = 2 C_o C_o^T`` of ``F C = S C eps``, degeneracy-safe
+    (the first item of :func:`closed_shell_orbitals`)."""
+    return closed_shell_orbitals(F, S, n_occ)[0]

@@ -19,9 +19,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..electronic import ExactCoreHamiltonian, ExactOverlap, nuclear_repulsion, orbital_energies, phisnet_energy
+from ..electronic import IntegralCache, energies_and_forces, nuclear_repulsion
 from ..electronic.properties import closed_shell_rdm1
-from ..molecule import build_mol
 from ..units import BOHR
 
 
@@ -48,10 +47,10 @@ def effective_core_target(frame: dict, charge: int = 0) -> np.ndarray:
 
 
 class EnergyForceTerms:
-    """Predicted energies (Hartree) and forces (Hartree/Bohr) of a batch, differentiable.
+    """Predicted energies (Hartree) and forces (Hartree/Bohr) of a training batch, differentiable.
 
-    One :class:`ExactOverlap` per distinct molecule (atoms and order) is kept and moved to
-    each geometry, so the basis and integral set-up are built once.
+    The electronic-state step (:func:`ase_phisnet.electronic.energies_and_forces`) in float64,
+    with one set of exact integrals per distinct molecule (atoms and order), built once.
 
     Parameters
     ----------
@@ -62,52 +61,45 @@ class EnergyForceTerms:
     """
 
     def __init__(self, basis_name: str, charge: int = 0):
-        self.basis_name = basis_name
-        self.charge = int(charge)
-        self._integrals: dict[tuple, tuple[ExactOverlap, ExactCoreHamiltonian]] = {}
-
-    def integrals(self, numbers) -> tuple[ExactOverlap, ExactCoreHamiltonian]:
-        """S(R) and h(R) of a molecule, built once per atom list and reused."""
-        key = tuple(int(z) for z in numbers)
-        if key not in self._integrals:
-            mol = build_mol(numbers, np.zeros((len(numbers), 3)) + np.arange(len(numbers))[:, None], self.basis_name, self.charge)
-            self._integrals[key] = (ExactOverlap(mol), ExactCoreHamiltonian(mol))
-        return self._integrals[key]
-
-    def overlap(self, numbers) -> ExactOverlap:
-        return self.integrals(numbers)[0]
+        self.cache = IntegralCache(basis_name, charge)
 
     def __call__(self, model, numbers_list, positions_list, create_graph: bool = True, return_orbital_energies: bool = False):
         """``(energies (B,), forces list of (natm, 3), outputs)`` for molecules in Bohr.
 
         ``outputs`` are the model's padded irreps-order matrices, so the matrix loss can use
         the same forward pass. With ``return_orbital_energies`` a fourth item follows: the
-        occupied orbital energies (Hartree) of each molecule, float64, differentiable when
-        ``create_graph`` is (the graph is kept for the training step only).
+        occupied orbital energies (Hartree) of each molecule, float64, from the same
+        diagonalization, differentiable (the graph is kept for the training step only).
         """
-        param = next(model.parameters())
-        R = [torch.as_tensor(p, dtype=param.dtype, device=param.device).detach().requires_grad_(True) for p in positions_list]
-        out = model(model.graph(numbers_list, R))
-        basis = model.basis
-        energies, occupied = [], []
-        for b, (z, r) in enumerate(zip(numbers_list, R)):
-            n = basis.n_ao(z)
-            F = basis.to_pyscf_order(out["fock"][b, :n, :n], z).double()
-            H = basis.to_pyscf_order(out["hcore"][b, :n, :n], z).double()
-            r64 = r.double()
-            overlap, core = self.integrals(z)
-            S = overlap(r64)
-            if model.config.core_baseline:
-                H = H + core(r64)
-            n_occ = (int(np.sum(z)) - self.charge) // 2
-            E, _ = phisnet_energy(F, H, S, n_occ, nuclear_repulsion(torch.tensor(np.asarray(z), device=r.device), r64))
-            energies.append(E + model.atomic_energy(z))
-            if return_orbital_energies:
-                occupied.append(orbital_energies(F, S)[:n_occ])
-        energies = torch.stack(energies)
-        grads = torch.autograd.grad(energies.sum(), R, create_graph=create_graph)
-        forces = [-g.double() for g in grads]
-        return (energies, forces, out, occupied) if return_orbital_energies else (energies, forces, out)
+        energies, forces, states, out = energies_and_forces(model, numbers_list, positions_list, self.cache, create_graph=create_graph)
+        if return_orbital_energies:
+            return energies, forces, out, [s.mo_energy[: s.n_occ] for s in states]
+        return energies, forces, out
+
+
+def predict_energies_forces(model, frames: list[dict], batch_size: int = 32, progress: bool = True) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Energies (Hartree) and forces (Hartree/Bohr, one (natm, 3) array per frame) of a model
+    with an H~core head, through the electronic-state step with the exact overlap.
+
+    ``frames`` are dicts with ``numbers`` and ``positions`` (Å); closed shell, the charge as
+    recorded in the model's reference metadata (default neutral).
+    """
+    from tqdm.auto import tqdm
+
+    if "hcore" not in model.config.heads:
+        raise ValueError(f"energies need an H~core head; this model has {model.config.heads}")
+    charge = int(getattr(model, "metadata", {}).get("reference", {}).get("charge") or 0)
+    cache = IntegralCache(model.config.basis, charge)
+    energies, forces = [], []
+    bar = tqdm(total=len(frames), desc="energies and forces", disable=not progress, unit="frame")
+    for start in range(0, len(frames), batch_size):
+        chunk = frames[start : start + batch_size]
+        E, F, _, _ = energies_and_forces(model, [np.asarray(f["numbers"], dtype=int) for f in chunk], [np.asarray(f["positions"]) / BOHR for f in chunk], cache)
+        energies.extend(E.detach().cpu().numpy().tolist())
+        forces.extend(g.detach().cpu().numpy() for g in F)
+        bar.update(len(chunk))
+    bar.close()
+    return np.asarray(energies), forces
 
 
 def mse_plus_mae(delta):
@@ -167,8 +159,6 @@ def fit_atomic_energies(model, frames: list[dict], batch_size: int = 32) -> dict
     is added to the model's current atomic energies and returned (Hartree per element).
     Forces do not change.
     """
-    from ..evaluation import predict_energies_forces
-
     energies, _ = predict_energies_forces(model, frames, batch_size=batch_size, progress=False)
     residual = np.array([float(f["energy"]) for f in frames]) - np.asarray(energies)
     elements = model.config.elements

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ase_phisnet.electronic import ExactCoreHamiltonian, ExactOverlap, generalized_eigh, nuclear_repulsion, phisnet_energy
+from ase_phisnet.electronic import ExactCoreHamiltonian, ExactOverlap, MolecularIntegrals, electronic_states, nuclear_repulsion
 from ase_phisnet.model import PhiSNetConfig, build_model
 from ase_phisnet.molecule import build_mol
 from ase_phisnet.training.data import MatrixData
@@ -37,15 +37,15 @@ def test_nuclear_repulsion_matches_pyscf():
     assert abs(float(E) - build_mol(numbers, pos).energy_nuc()) < 1e-10
 
 
+def model_state(model, integrals, numbers, R):
+    """The electronic state at R (Bohr): the model's F~ and H~core, the exact S and h(R)."""
+    (state,), _ = electronic_states(model, [numbers], [R], lambda _: integrals)
+    return state
+
+
 def model_energy(model, integrals, numbers, R):
-    """E(R) in Hartree with a model's F~ and H~core (PySCF order), the exact S and h(R)."""
-    overlap, core = integrals
-    z = torch.tensor(numbers)
-    out = model(model.graph([numbers], [R]))
-    F = model.basis.to_pyscf_order(out["fock"][0], numbers)
-    H = model.basis.to_pyscf_order(out["hcore"][0], numbers) + core(R)
-    E, _ = phisnet_energy(F, H, overlap(R), int(numbers.sum()) // 2, nuclear_repulsion(z, R))
-    return E
+    """E(R) in Hartree."""
+    return model_state(model, integrals, numbers, R).energy
 
 
 def methane():
@@ -63,17 +63,14 @@ def test_forces_match_central_finite_differences(system):
         h5 = {"water": WATER_H5, "ethanol": ETHANOL_H5}[system]
         numbers, pos = shared_frame(h5, 1)
         model = random_energy_model(h5, [1, 6, 7, 8])
-    mol = build_mol(numbers, pos)
-    integrals = (ExactOverlap(mol), ExactCoreHamiltonian(mol))
+    integrals = MolecularIntegrals(numbers, model.config.basis)
     R = torch.tensor(pos / BOHR, requires_grad=True)
     E = model_energy(model, integrals, numbers, R)
     (grad,) = torch.autograd.grad(E, R)
     assert torch.isfinite(grad).all()
     if system == "methane":  # the degenerate level lies wholly below the HOMO-LUMO gap
         with torch.no_grad():
-            out = model(model.graph([numbers], [R]))
-            F = model.basis.to_pyscf_order(out["fock"][0], numbers)
-            eps, _ = generalized_eigh(F, integrals[0](R))
+            eps = model_state(model, integrals, numbers, R).mo_energy
         n_occ = 5
         assert float(eps[n_occ - 1] - eps[n_occ - 3]) < 1e-10  # HOMO triply degenerate
         assert float(eps[n_occ - 3] - eps[n_occ - 4]) > 1e-2 and float(eps[n_occ] - eps[n_occ - 1]) > 1e-2

@@ -54,11 +54,11 @@ def test_energy_force_terms_reuse_one_exact_overlap_per_molecule():
     frames, _ = load_frames(WATER_H5)
     frame = frames[7]
     terms = EnergyForceTerms("def2-svp")
-    overlap = terms.overlap(frame["numbers"])
+    integrals = terms.cache(frame["numbers"])
     R = torch.tensor(frame["positions"] / BOHR)
-    S = overlap(R).numpy()
+    S = integrals.overlap(R).numpy()
     assert np.abs(S - frame["overlap"]).max() < 1e-8  # positions are stored in Å to double precision
-    assert terms.overlap(frame["numbers"]) is overlap  # the Mole is built once per molecule
+    assert terms.cache(frame["numbers"]) is integrals  # the Mole is built once per molecule
 
 
 def test_a_run_switches_on_energy_and_force_terms(tmp_path):
@@ -151,7 +151,7 @@ def test_orbital_energy_loss_and_warmup_in_a_run(tmp_path):
 
 
 def test_fitted_atomic_energies_remove_the_mean_residual_and_move_no_force(tmp_path):
-    from ase_phisnet.evaluation import predict_energies_forces
+    from ase_phisnet.training.energy_forces import predict_energies_forces
     from ase_phisnet.training.energy_forces import fit_atomic_energies
 
     frames, _ = load_frames(WATER_H5)
