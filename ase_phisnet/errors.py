@@ -17,6 +17,7 @@ also ASE's :class:`~ase.calculators.calculator.InputError`, as ASE's own calcula
     │   └── ImportFormatError                       HDF5 reference sets not in the shared layout
     ├── MissingFileError (FileNotFoundError)        a named input file or folder does not exist
     ├── LabelError (RuntimeError)                   PySCF labelling failed
+    ├── ConvergenceError (RuntimeError)             an SCF or an optimization that did not converge
     └── TrainingDiverged (RuntimeError)             non-finite loss during training
 
 Examples
@@ -76,6 +77,10 @@ class MissingFileError(PhiSNetError, FileNotFoundError):
 
 class LabelError(PhiSNetError, RuntimeError):
     """A PySCF labelling run that could not be done."""
+
+
+class ConvergenceError(PhiSNetError, RuntimeError):
+    """A reference SCF, a coupled-cluster solve or a geometry optimization that did not converge."""
 
 
 class TrainingDiverged(PhiSNetError, RuntimeError):

@@ -27,6 +27,7 @@ import numpy as np
 from ase import units
 from ase.io import Trajectory
 from tqdm.auto import tqdm
+from .errors import InputError
 
 LOG_FIELDS = ["time_fs", "epot_eV", "ekin_eV", "etot_eV", "temperature_K", "gap_eV"]
 
@@ -69,9 +70,9 @@ def run_md(
     from .calculator import PhiSNetCalculator
 
     if ensemble not in ("nve", "nvt"):
-        raise ValueError(f"ensemble must be 'nve' or 'nvt', got {ensemble!r}")
+        raise InputError(f"ensemble must be 'nve' or 'nvt', got {ensemble!r}")
     if steps < 1 or interval < 1 or timestep_fs <= 0:
-        raise ValueError(f"steps and interval must be positive integers and timestep_fs positive; got {steps}, {interval}, {timestep_fs}")
+        raise InputError(f"steps and interval must be positive integers and timestep_fs positive; got {steps}, {interval}, {timestep_fs}")
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     traj_path, log_path = out / "md.traj", out / "md_log.csv"

@@ -17,7 +17,7 @@ from ase.data import chemical_symbols
 
 from .basis import element_shells
 from .units import BOHR
-from .errors import ElectronCountError  # noqa: F401 (re-exported)
+from .errors import ElectronCountError, InputError# noqa: F401 (re-exported)
 
 
 
@@ -74,9 +74,9 @@ def build_mol(numbers, positions, basis: str = "def2-svp", charge: int = 0, mult
     numbers = np.asarray(numbers, dtype=int).reshape(-1)
     positions = np.asarray(positions, dtype=float)
     if positions.shape != (len(numbers), 3):
-        raise ValueError(f"positions must have shape ({len(numbers)}, 3), got {positions.shape}")
+        raise InputError(f"positions must have shape ({len(numbers)}, 3), got {positions.shape}")
     if not np.all(np.isfinite(positions)):
-        raise ValueError("positions contain NaN or infinite values")
+        raise InputError("positions contain NaN or infinite values")
     for z in sorted(set(numbers.tolist())):
         element_shells(basis, z)  # raises BasisError naming the element
     check_charge_multiplicity(numbers, charge, multiplicity)

@@ -12,6 +12,7 @@ import numpy as np
 from ase.data import covalent_radii
 from ase.io import write
 from ase.optimize import BFGS
+from .errors import ConvergenceError
 
 
 def bonds(atoms, scale: float = 1.25) -> list[tuple[int, int]]:
@@ -44,7 +45,7 @@ def optimize(atoms, calc, fmax: float, logfile=None, trajectory=None, steps: int
     atoms = atoms.copy()
     atoms.calc = calc
     if not BFGS(atoms, logfile=logfile, trajectory=trajectory).run(fmax=fmax, steps=steps):
-        raise RuntimeError(f"BFGS did not reach fmax {fmax} eV/Å in {steps} steps")
+        raise ConvergenceError(f"BFGS did not reach fmax {fmax} eV/Å in {steps} steps")
     return atoms
 
 

@@ -23,6 +23,7 @@ from ase.units import Debye
 
 from .molecule import build_mol
 from .units import BOHR, HARTREE
+from .errors import ConvergenceError, InputError
 
 
 class PySCFCalculator(Calculator):
@@ -50,7 +51,7 @@ class PySCFCalculator(Calculator):
     def __init__(self, xc="pbe", basis="def2-svp", charge=0, conv_tol=1e-10, grids_level=3, method="scf", **kwargs):
         super().__init__(**kwargs)
         if method not in ("scf", "ccsd(t)"):
-            raise ValueError(f"method must be 'scf' or 'ccsd(t)', got {method!r}")
+            raise InputError(f"method must be 'scf' or 'ccsd(t)', got {method!r}")
         if method == "ccsd(t)":
             xc = None
             self.implemented_properties = ["energy", "free_energy", "forces"]
@@ -75,7 +76,7 @@ class PySCFCalculator(Calculator):
         dm0 = self._dm if self._dm is not None and self._dm.shape == (mol.nao, mol.nao) else None
         mf.kernel(dm0=dm0)
         if not mf.converged:
-            raise RuntimeError(f"PySCF SCF did not converge (conv_tol {self.conv_tol}) at this geometry")
+            raise ConvergenceError(f"PySCF SCF did not converge (conv_tol {self.conv_tol}) at this geometry")
         self._dm = mf.make_rdm1()
         return mf
 
@@ -87,7 +88,7 @@ class PySCFCalculator(Calculator):
 
             energy, forces, converged = ccsd_t_energy_forces(mf, conv_tol=min(self.conv_tol, 1e-10))
             if not converged:
-                raise RuntimeError("PySCF CCSD(T) amplitudes or (T) lambdas did not converge at this geometry")
+                raise ConvergenceError("PySCF CCSD(T) amplitudes or (T) lambdas did not converge at this geometry")
             self.results["energy"] = self.results["free_energy"] = energy * HARTREE
             self.results["forces"] = forces * HARTREE / BOHR
             return

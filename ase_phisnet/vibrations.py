@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from .errors import InputError
 
 
 def pyscf_frequencies(atoms, xc="pbe", basis="def2-svp") -> np.ndarray:
@@ -93,7 +94,7 @@ def compare_vibrations(start, model="water-pbe-def2svp", output="vibrations", fm
     calc = model if isinstance(model, PhiSNetCalculator) else PhiSNetCalculator(model)
     reference = calc.model.metadata.get("reference", {})
     if reference.get("method") == "ccsd(t)":
-        raise ValueError(
+        raise InputError(
             "the vibrational comparison needs the reference's analytic Hessian and dipoles, which PySCF "
             "lacks for CCSD(T); run infrared() on the model alone, or compare_minima() for CCSD(T) minima"
         )

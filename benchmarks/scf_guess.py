@@ -46,7 +46,7 @@ def main():
     args = p.parse_args()
 
     from ase_phisnet.calculator import PhiSNetCalculator
-    from ase_phisnet.cli.evaluate import select_split
+    from ase_phisnet.data.splits import select_split
     from ase_phisnet.model.io import load_model
     from ase_phisnet.molecule import build_mol
     from ase_phisnet.training.data import load_frames

@@ -43,17 +43,17 @@ def add_parser(sub) -> None:
 
     c = sub2.add_parser("cube", help="predicted density of a geometry as a cube file")
     c.add_argument("density_model", help="density model: shipped name (water-density-etb) or folder")
-    c.add_argument("geometry", help="geometry file (any ase.io.read format; last frame)")
+    c.add_argument("geometry", help="molecule name or geometry file, as for `phisnet data sample` (a file's first structure)")
     c.add_argument("-o", "--output", required=True, help="cube file to write")
     c.set_defaults(func=run_cube)
 
 
 def run_train(args) -> int:
     from ..density.training import DensityTrainingConfig, train_density
-    from .main import UserError
+    from ..errors import MissingFileError
 
     if not Path(args.config).exists():
-        raise UserError(f"config {args.config} does not exist")
+        raise MissingFileError(f"config {args.config} does not exist")
     best = train_density(DensityTrainingConfig.from_yaml(args.config), progress=not args.no_progress)
     print(f"best density model: {best}")
     return 0
@@ -81,7 +81,7 @@ def run_evaluate(args) -> int:
     from ..density.model import load_density_model
     from ..model.io import load_model
     from ..training.data import load_frames
-    from .evaluate import select_split
+    from ..data.splits import select_split
 
     density_model = load_density_model(args.density_model)
     model = load_model(args.model) if args.model else density_model.backbone
@@ -96,18 +96,15 @@ def run_evaluate(args) -> int:
 
 
 def run_cube(args) -> int:
-    from ase.io import read
 
     from ..density.fitting import make_auxmol
     from ..density.model import load_density_model
     from ..electronic.grid import write_aux_density_cube
     from ..molecule import build_mol
-    from .main import UserError
+    from ..data.molecules import get_molecule
 
-    if not Path(args.geometry).exists():
-        raise UserError(f"geometry file {args.geometry} does not exist")
     model = load_density_model(args.density_model)
-    atoms = read(args.geometry)
+    atoms = get_molecule(args.geometry)
     coeff = model.predict(atoms.get_atomic_numbers(), atoms.get_positions())
     auxmol = make_auxmol(build_mol(atoms.get_atomic_numbers(), atoms.get_positions(), model.backbone.config.basis), model.auxbasis)
     print(f"wrote {write_aux_density_cube(auxmol, coeff, args.output)}")

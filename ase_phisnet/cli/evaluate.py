@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ..data.splits import select_split
+
 EPILOG = """examples:
   phisnet evaluate water-pbe-def2svp ../shared/data/water_pbe_def2svp_500K.h5
   phisnet evaluate runs/water-pbe-def2svp/best data/water --split val --json metrics.json --markdown table.md
@@ -33,22 +35,6 @@ def add_parser(sub) -> None:
     p.add_argument("--markdown", help="write the markdown table here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     p.set_defaults(func=run)
-
-
-def select_split(model, frames: list[dict], split: str) -> list[dict]:
-    """Frames of ``split`` as recorded in the model's metadata (dataset frame indices)."""
-    from .main import UserError
-
-    if split == "all":
-        return frames
-    recorded = getattr(model, "metadata", {}).get("splits", {})
-    if split not in recorded:
-        raise UserError(f"the model records no {split!r} split; use --split all or one of {sorted(k for k in recorded if k in ('train', 'val', 'test'))}")
-    by_index = {int(f["index"]): f for f in frames}
-    missing = [i for i in recorded[split] if i not in by_index]
-    if missing:
-        raise UserError(f"{len(missing)} frame(s) of the {split} split are not in this dataset (e.g. index {missing[0]}); is it the dataset the model was trained on?")
-    return [by_index[i] for i in recorded[split]]
 
 
 def run(args) -> int:

@@ -2,7 +2,9 @@
 
 Each command lives in its own module under :mod:`ase_phisnet.cli` and exposes
 ``add_parser(subparsers)``, which registers the command and sets ``func`` on its parser.
-Errors a user can fix (bad input) end with one message on stderr and exit code 2.
+The package's own errors (:class:`ase_phisnet.errors.PhiSNetError`: input, files, configs,
+datasets) end with one message on stderr and exit code 2; anything else is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations
@@ -12,13 +14,10 @@ import importlib
 import sys
 
 from .. import __version__
+from ..errors import PhiSNetError
 
 #: Command modules, in the order ``phisnet --help`` lists them.
 COMMAND_MODULES = ["data", "train", "evaluate", "md", "optimize", "vibrations", "plot", "density"]
-
-
-class UserError(Exception):
-    """An error caused by the user's input; the CLI prints it without a traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,9 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(c for c in (args.command, getattr(args, "data_command", None)) if c)
     try:
         return int(args.func(args) or 0)
-    except (UserError, ValueError, FileNotFoundError, KeyError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"phisnet {command}: error: {message}", file=sys.stderr)
+    except PhiSNetError as err:
+        print(f"phisnet {command}: error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and closed early
         sys.stderr.close()
@@ -54,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # run through the package module, so that UserError is the class the commands raise
+    # run through the package module, so that the error classes are the ones the commands raise
     from ase_phisnet.cli.main import main as package_main
 
     sys.exit(package_main())

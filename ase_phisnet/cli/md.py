@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("geometry", nargs="?", help="start geometry (any file ase.io.read takes); default: ASE's H2O")
+    p.add_argument("geometry", nargs="?", help="start geometry: molecule name or geometry file, as for `phisnet data sample` (a file's first structure); default: water")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--model", default="water-pbe-def2svp", help="shipped model name or model folder (needs an H~core head)")
     p.add_argument("--ensemble", default="nve", choices=["nve", "nvt"], help="velocity Verlet or Langevin (default: nve)")
@@ -38,19 +38,11 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ase.build import molecule
-    from ase.io import read
 
     from ..md import run_md
-    from .main import UserError
+    from ..data.molecules import get_molecule
 
-    if args.geometry:
-        try:
-            atoms = read(args.geometry)
-        except FileNotFoundError:
-            raise UserError(f"geometry file {args.geometry} does not exist")
-    else:
-        atoms = molecule("H2O")
+    atoms = get_molecule(args.geometry or "water")
     summary = run_md(
         atoms,
         args.output,

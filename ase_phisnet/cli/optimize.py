@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("geometry", nargs="?", help="start geometry (any file ase.io.read takes); default: a distorted water")
+    p.add_argument("geometry", nargs="?", help="start geometry: molecule name or geometry file, as for `phisnet data sample` (a file's first structure); default: a distorted water")
     p.add_argument("-o", "--output", required=True, help="output folder (minima, BFGS logs and trajectories, comparison.json)")
     p.add_argument("--model", default="water-pbe-def2svp", help="shipped model name or model folder")
     p.add_argument("--fmax", type=float, default=0.01, help="force convergence, eV/Å (default 0.01)")
@@ -35,14 +35,11 @@ def distorted_water():
 
 
 def run(args) -> int:
-    from ase.io import read
 
     from ..optimize import compare_minima
-    from .main import UserError
+    from ..data.molecules import get_molecule
 
-    if args.geometry and not Path(args.geometry).exists():
-        raise UserError(f"geometry file {args.geometry} does not exist")
-    start = read(args.geometry) if args.geometry else distorted_water()
+    start = get_molecule(args.geometry) if args.geometry else distorted_water()
     result = compare_minima(start, model=args.model, fmax=args.fmax, output=args.output)
     Path(args.output, "comparison.json").write_text(json.dumps(result, indent=2) + "\n")
     sym = result["symbols"]

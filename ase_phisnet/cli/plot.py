@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("geometry", nargs="?", help="geometry or trajectory (any file ase.io.read takes); default: water")
+    p.add_argument("geometry", nargs="?", help="molecule name (as for `phisnet data sample`) or geometry / trajectory file (--frame picks the structure); default: water")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--frame", type=int, default=-1, help="frame of a trajectory (default: the last)")
     p.add_argument("--model", default="water-pbe-def2svp", help="shipped model name or model folder")
@@ -40,17 +40,19 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def read_frame(path, frame: int):
-    """One frame of a geometry or trajectory file, with a clear error for a bad index."""
-    from ase.io import read
+def read_frame(name_or_path, frame: int):
+    """One frame of a trajectory file, or a named molecule (the names ``phisnet data sample``
+    takes), with a clear error for a bad index."""
+    from ..data.molecules import get_molecule, read_frames
+    from ..errors import InputError
 
-    from .main import UserError
-
-    if not Path(path).exists():
-        raise UserError(f"geometry file {path} does not exist")
-    frames = read(path, index=":")
+    if not Path(name_or_path).is_file():
+        if frame not in (0, -1):
+            raise InputError(f"frame {frame} asked for; a named molecule has one frame (0)")
+        return get_molecule(name_or_path)
+    frames = read_frames(name_or_path)
     if not -len(frames) <= frame < len(frames):
-        raise UserError(f"frame {frame} asked for; {path} has {len(frames)} frame(s) (0..{len(frames) - 1}, or negative from the end)")
+        raise InputError(f"frame {frame} asked for; {name_or_path} has {len(frames)} frame(s) (0..{len(frames) - 1}, or negative from the end)")
     return frames[frame]
 
 

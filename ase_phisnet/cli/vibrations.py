@@ -23,22 +23,19 @@ def add_parser(sub) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("geometry", nargs="?", help="start geometry (any file ase.io.read takes); default: a distorted water")
+    p.add_argument("geometry", nargs="?", help="start geometry: molecule name or geometry file, as for `phisnet data sample` (a file's first structure); default: a distorted water")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--model", default="water-pbe-def2svp", help="shipped model name or model folder")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ase.io import read
 
     from ..vibrations import compare_vibrations
-    from .main import UserError
+    from ..data.molecules import get_molecule
     from .optimize import distorted_water
 
-    if args.geometry and not Path(args.geometry).exists():
-        raise UserError(f"geometry file {args.geometry} does not exist")
-    start = read(args.geometry) if args.geometry else distorted_water()
+    start = get_molecule(args.geometry) if args.geometry else distorted_water()
     result = compare_vibrations(start, model=args.model, output=args.output)
     Path(args.output, "vibrations.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"harmonic frequencies, model {args.model} vs PySCF analytic Hessian")

@@ -46,7 +46,7 @@ from typing import Sequence
 import numpy as np
 
 from .store import FrameStore, make_meta
-from ..errors import LabelError  # noqa: F401 (re-exported)
+from ..errors import InputError, LabelError# noqa: F401 (re-exported)
 
 #: Reference methods: restricted Kohn–Sham DFT, restricted Hartree–Fock, and CCSD(T) energies
 #: and forces on an RHF reference.
@@ -92,21 +92,21 @@ def check_settings(
     from ..molecule import check_charge_multiplicity
 
     if str(method).lower() not in METHODS:
-        raise ValueError(f"unknown method {method!r}; accepted: {', '.join(METHODS)}")
+        raise InputError(f"unknown method {method!r}; accepted: {', '.join(METHODS)}")
     if str(method).lower() == "rks":
         from pyscf.dft import libxc
 
         try:
             libxc.parse_xc(str(xc))
         except Exception:
-            raise ValueError(
+            raise InputError(
                 f"unknown exchange-correlation functional {xc!r}; give a name PySCF/libxc knows "
                 "(e.g. pbe, b3lyp, pbe0, blyp, tpss, r2scan)"
             ) from None
         if int(grids_level) != grids_level or not 0 <= int(grids_level) <= 9:
-            raise ValueError(f"grids level must be an integer 0..9, got {grids_level!r}")
+            raise InputError(f"grids level must be an integer 0..9, got {grids_level!r}")
     if not np.isfinite(conv_tol) or conv_tol <= 0:
-        raise ValueError(f"conv-tol must be a positive number (Hartree), got {conv_tol!r}")
+        raise InputError(f"conv-tol must be a positive number (Hartree), got {conv_tol!r}")
     first_frame: dict[tuple, int] = {}
     for i, numbers in enumerate(numbers_list):
         first_frame.setdefault(tuple(int(z) for z in numbers), i)
@@ -128,7 +128,7 @@ def check_settings(
             where = f"frame {i} ({formula})" if len(numbers_list) > 1 else formula
             raise type(err)(f"{where}: {err}") from None
     if int(multiplicity) != 1:
-        raise ValueError(
+        raise InputError(
             f"multiplicity {multiplicity} is open shell; labeling supports closed shells only "
             "(multiplicity 1, i.e. an even electron count)"
         )
@@ -271,7 +271,7 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
         return None
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
     if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
-        raise ValueError(
+        raise InputError(
             f"--shard must be k/n with integers 1 <= k <= n (e.g. 1/4 ... 4/4), got {text!r}; "
             "shard k labels the frames whose index % n == k-1"
         )
@@ -281,7 +281,7 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 def select_indices(n_frames: int, shard: tuple[int, int] | None = None, max_frames: int | None = None) -> list[int]:
     """Frame indices one run labels: the first ``max_frames`` frames, restricted to a shard."""
     if max_frames is not None and int(max_frames) < 1:
-        raise ValueError(f"--max-frames must be >= 1, got {max_frames}")
+        raise InputError(f"--max-frames must be >= 1, got {max_frames}")
     n = n_frames if max_frames is None else min(n_frames, int(max_frames))
     if shard is None:
         return list(range(n))
@@ -408,7 +408,7 @@ def label_dataset(
     from .molecules import read_frames
 
     if int(workers) != workers or workers < 1:
-        raise ValueError(f"--workers must be an integer >= 1, got {workers!r}")
+        raise InputError(f"--workers must be an integer >= 1, got {workers!r}")
     shard = parse_shard(shard) if isinstance(shard, (str, type(None))) else parse_shard(f"{shard[0]}/{shard[1]}")
     frames_path = Path(frames_path)
     frames = read_frames(frames_path)

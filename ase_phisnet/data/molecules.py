@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ..errors import GeometryError  # noqa: F401 (re-exported)
+from ..errors import GeometryError, MissingFileError
 
 #: Friendly names for G2 molecules.
 G2_ALIASES = {
@@ -209,7 +209,7 @@ def get_molecule(name_or_path: str | os.PathLike) -> Atoms:
     if key in ase_names:
         return _ase_molecule(ase_names[key])
     if _looks_like_path(text):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"geometry file {text} does not exist (give an existing file in {COMMON_FORMATS}, "
             f"or a molecule name: {', '.join(molecule_names())})"
         )
@@ -254,7 +254,7 @@ def read_frames(path: str | os.PathLike, index=":") -> list[Atoms]:
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"geometry file {path} does not exist (expected a file in {COMMON_FORMATS}, or any format ase.io.read reads)")
+        raise MissingFileError(f"geometry file {path} does not exist (expected a file in {COMMON_FORMATS}, or any format ase.io.read reads)")
     if not path.is_file():
         raise GeometryError(f"{path} is not a file; give a geometry file ({COMMON_FORMATS})")
     try:

@@ -26,6 +26,7 @@ from typing import Sequence
 
 import numpy as np
 from ase import Atoms, units
+from ..errors import InputError, MissingFileError
 
 #: Samplers :func:`sample` knows.
 SAMPLERS = ("md", "normal-modes")
@@ -47,7 +48,7 @@ def xtb_calculator(charge: int = 0, multiplicity: int = 1):
 def _check_positive(**values) -> None:
     for name, value in values.items():
         if not np.isfinite(value) or value <= 0:
-            raise ValueError(f"{name.replace('_', '-')} must be > 0, got {value}")
+            raise InputError(f"{name.replace('_', '-')} must be > 0, got {value}")
 
 
 def _frame(atoms: Atoms, info: dict) -> Atoms:
@@ -118,13 +119,13 @@ def sample_md(
 
     n_frames = int(n_frames)
     if n_frames < 1:
-        raise ValueError(f"n-frames must be >= 1, got {n_frames}")
+        raise InputError(f"n-frames must be >= 1, got {n_frames}")
     _check_positive(temperature=temperature, stride_fs=stride_fs, timestep_fs=timestep_fs, friction=friction)
     if equilibration_ps < 0:
-        raise ValueError(f"equilibration-ps must be >= 0, got {equilibration_ps}")
+        raise InputError(f"equilibration-ps must be >= 0, got {equilibration_ps}")
     stride = stride_fs / timestep_fs
     if abs(stride - round(stride)) > 1e-9:
-        raise ValueError(f"stride-fs ({stride_fs}) must be a multiple of timestep-fs ({timestep_fs})")
+        raise InputError(f"stride-fs ({stride_fs}) must be a multiple of timestep-fs ({timestep_fs})")
     stride = int(round(stride))
     n_equil = int(round(equilibration_ps * 1000.0 / timestep_fs))
 
@@ -267,7 +268,7 @@ def sample_normal_modes(
 
     n_frames = int(n_frames)
     if n_frames < 1:
-        raise ValueError(f"n-frames must be >= 1, got {n_frames}")
+        raise InputError(f"n-frames must be >= 1, got {n_frames}")
     _check_positive(temperature=temperature)
     atoms = Atoms(numbers=atoms.numbers, positions=atoms.positions.copy())
     atoms.calc = xtb_calculator(charge, multiplicity)
@@ -302,7 +303,7 @@ def sample(molecule: str | Atoms, n_frames: int, sampler: str = "md", **kwargs) 
     from .molecules import get_molecule
 
     if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; accepted: {', '.join(SAMPLERS)}")
+        raise InputError(f"unknown sampler {sampler!r}; accepted: {', '.join(SAMPLERS)}")
     atoms = molecule if isinstance(molecule, Atoms) else get_molecule(molecule)
     if sampler == "md":
         return sample_md(atoms, n_frames, **kwargs)
@@ -321,9 +322,9 @@ def write_frames(path: str | os.PathLike, frames: Sequence[Atoms]) -> Path:
 
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"output {path} is a directory; give a file name such as frames.xyz")
+        raise InputError(f"output {path} is a directory; give a file name such as frames.xyz")
     if not path.parent.exists():
-        raise FileNotFoundError(f"output directory {path.parent} does not exist")
+        raise MissingFileError(f"output directory {path.parent} does not exist")
     fmt = "traj" if path.suffix.lower() == ".traj" else "extxyz"
     if fmt == "traj":
         import tempfile

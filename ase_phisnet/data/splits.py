@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from ..errors import DatasetError, InputError
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -76,13 +77,13 @@ def make_splits(
     sizes = {"n_train": n_train, "n_val": n_val, "n_test": n_test}
     for name, value in sizes.items():
         if value is not None and (int(value) != value or value < 0):
-            raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+            raise InputError(f"{name} must be an integer >= 0, got {value!r}")
     n_train, n_val = int(n_train), int(n_val)
     n_rest = len(eligible) - n_train - n_val
     n_test = n_rest if n_test is None else int(n_test)
     if n_train + n_val + n_test > len(eligible) or n_rest < 0:
         excluded = "" if include_unconverged else f", {int((~converged).sum())} unconverged excluded"
-        raise ValueError(
+        raise InputError(
             f"requested {n_train} train + {n_val} val + {n_test if sizes['n_test'] is not None else 0} test frames, "
             f"but only {len(eligible)} frames are eligible ({len(indices)} in total{excluded})"
         )
@@ -112,5 +113,30 @@ def load_splits(path: str | os.PathLike) -> dict[str, np.ndarray]:
     doc = json.loads(Path(path).read_text())
     missing = [n for n in SPLIT_NAMES if n not in doc]
     if missing:
-        raise ValueError(f"{path} is not a splits file (missing {', '.join(missing)})")
+        raise DatasetError(f"{path} is not a splits file (missing {', '.join(missing)})")
     return {n: np.asarray(doc[n], dtype=np.int64) for n in SPLIT_NAMES}
+
+
+def select_split(model, frames: list[dict], split: str) -> list[dict]:
+    """Frames of ``split`` as recorded in a model's metadata (dataset frame indices).
+
+    Parameters
+    ----------
+    model : object with ``metadata``
+        A loaded model (its ``metadata["splits"]`` holds ``train``/``val``/``test`` index lists).
+    frames : list of dict
+        The dataset's frames, each with its ``index``.
+    split : {"train", "val", "test", "all"}
+    """
+    from ..errors import DatasetError
+
+    if split == "all":
+        return frames
+    recorded = getattr(model, "metadata", {}).get("splits", {})
+    if split not in recorded:
+        raise DatasetError(f"the model records no {split!r} split; use --split all or one of {sorted(k for k in recorded if k in ('train', 'val', 'test'))}")
+    by_index = {int(f["index"]): f for f in frames}
+    missing = [i for i in recorded[split] if i not in by_index]
+    if missing:
+        raise DatasetError(f"{len(missing)} frame(s) of the {split} split are not in this dataset (e.g. index {missing[0]}); is it the dataset the model was trained on?")
+    return [by_index[i] for i in recorded[split]]

@@ -25,6 +25,7 @@ from functools import cached_property
 
 import numpy as np
 import scipy.linalg
+from ..errors import InputError
 
 #: libcint's angular factor of an s function, 1 / (2 sqrt(pi)).
 _S_ANGULAR = 0.5 / np.sqrt(np.pi)
@@ -45,9 +46,9 @@ def resolve_auxbasis(auxbasis: str, orbital_basis: str, elements) -> str | dict:
     try:
         beta = float(str(auxbasis)[4:])
     except ValueError:
-        raise ValueError(f"auxiliary basis {auxbasis!r}: 'etb:' must be followed by the progression factor, e.g. etb:1.6") from None
+        raise InputError(f"auxiliary basis {auxbasis!r}: 'etb:' must be followed by the progression factor, e.g. etb:1.6") from None
     if not beta > 1.0:
-        raise ValueError(f"auxiliary basis {auxbasis!r}: the even-tempered progression must be > 1")
+        raise InputError(f"auxiliary basis {auxbasis!r}: the even-tempered progression must be > 1")
     basis = {}
     for z in sorted({int(z) for z in elements}):
         atom = gto.M(atom=[[chemical_symbols[z], (0.0, 0.0, 0.0)]], basis=orbital_basis, spin=z % 2, verbose=0)
@@ -66,7 +67,7 @@ def make_auxmol(mol, auxbasis: str = "def2-universal-jfit"):
     try:
         return df.addons.make_auxmol(mol, resolve_auxbasis(auxbasis, mol.basis, elements))
     except (KeyError, RuntimeError, ValueError) as err:
-        raise ValueError(f"auxiliary basis {auxbasis!r} is not available for {sorted(set(mol.elements))}: {err}") from None
+        raise InputError(f"auxiliary basis {auxbasis!r} is not available for {sorted(set(mol.elements))}: {err}") from None
 
 
 def aux_norms(auxmol) -> np.ndarray:
@@ -144,7 +145,7 @@ def fit_density(mol, density_matrix: np.ndarray, auxbasis: str = "def2-universal
     """
     P = np.asarray(density_matrix, dtype=float)
     if P.shape != (mol.nao, mol.nao):
-        raise ValueError(f"density matrix has shape {P.shape}; this molecule has {mol.nao} AOs in its basis")
+        raise InputError(f"density matrix has shape {P.shape}; this molecule has {mol.nao} AOs in its basis")
     auxmol = make_auxmol(mol, auxbasis)
     N = float(np.einsum("ij,ji->", P, mol.intor_symmetric("int1e_ovlp"))) if n_electrons is None else float(n_electrons)
     J = auxmol.intor("int2c2e")

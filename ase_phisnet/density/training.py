@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from ..molecule import build_mol, check_charge_multiplicity
 from .fitting import fit_density
+from ..errors import ConfigError, InputError
 
 SOLVERS = ("ridge", "adam")
 MAX_RIDGE_WEIGHTS = 20000  # normal equations beyond this size: use solver adam
@@ -68,14 +69,14 @@ class DensityTrainingConfig:
     def __post_init__(self):
         for name in ("steps", "batch_size", "val_every"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr!r}")
+            raise ConfigError(f"lr must be positive, got {self.lr!r}")
         if self.solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {list(SOLVERS)}, got {self.solver!r}")
+            raise ConfigError(f"solver must be one of {list(SOLVERS)}, got {self.solver!r}")
         ridge = self.ridge if isinstance(self.ridge, (list, tuple)) else [self.ridge]
         if not ridge or not all(isinstance(r, (int, float)) and not isinstance(r, bool) and r >= 0 for r in ridge):
-            raise ValueError(f"ridge must be a non-negative number or a list of them, got {self.ridge!r}")
+            raise ConfigError(f"ridge must be a non-negative number or a list of them, got {self.ridge!r}")
         self.ridge = tuple(float(r) for r in ridge)
 
     @classmethod
@@ -85,11 +86,11 @@ class DensityTrainingConfig:
         data = yaml.safe_load(Path(path).read_text())
         known = {f.name for f in fields(cls)}
         if not isinstance(data, dict) or set(data) - known:
-            raise ValueError(f"{path}: unknown key(s) {sorted(set(data or {}) - known)}; accepted: {sorted(known)}")
+            raise ConfigError(f"{path}: unknown key(s) {sorted(set(data or {}) - known)}; accepted: {sorted(known)}")
         try:
             return cls(**data)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{path}: {err}") from None
+            raise ConfigError(f"{path}: {err}") from None
 
 
 def reference_coefficients(frame: dict, basis: str, auxbasis: str, charge: int = 0) -> dict:
@@ -219,7 +220,7 @@ def train_density(config: DensityTrainingConfig, progress: bool = True, device: 
     ``metrics.csv`` gets a row per ridge value tried (solver ridge) or per validation
     (solver adam); the model with the lowest validation metric loss is written to ``best/``.
     """
-    from ..cli.evaluate import select_split
+    from ..data.splits import select_split
     from ..model.io import load_model
     from ..training.data import load_frames
     from .model import DensityModel
@@ -231,13 +232,13 @@ def train_density(config: DensityTrainingConfig, progress: bool = True, device: 
 
         start = load_density_model(config.init_from)
         if start.auxbasis != model.auxbasis:
-            raise ValueError(f"init_from {config.init_from} uses auxiliary basis {start.auxbasis!r}, this run {model.auxbasis!r}")
+            raise InputError(f"init_from {config.init_from} uses auxiliary basis {start.auxbasis!r}, this run {model.auxbasis!r}")
         model.heads.load_state_dict(start.heads.state_dict())
     for p in model.backbone.parameters():
         p.requires_grad_(False)
     n_w = n_head_weights(model)
     if config.solver == "ridge" and n_w > MAX_RIDGE_WEIGHTS:
-        raise ValueError(f"the heads have {n_w} weights, too many for the normal equations (at most {MAX_RIDGE_WEIGHTS}); use solver: adam")
+        raise ConfigError(f"the heads have {n_w} weights, too many for the normal equations (at most {MAX_RIDGE_WEIGHTS}); use solver: adam")
     frames, meta = load_frames(config.dataset)
     train = DensityFrames(model, select_split(backbone, frames, "train")[: config.max_train_frames], progress, "fit train")
     val = DensityFrames(model, select_split(backbone, frames, "val")[: config.max_val_frames], progress, "fit val")

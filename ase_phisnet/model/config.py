@@ -10,6 +10,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from ..errors import ConfigError
 
 #: Hyper-parameters of the named presets. ``paper`` is the authors' GPU configuration;
 #: ``small`` trains on a 2-core CPU.
@@ -80,21 +81,21 @@ class PhiSNetConfig:
             self.atomic_energies = {int(z): float(e) for z, e in self.atomic_energies.items()}
             stray = sorted(set(self.atomic_energies) - set(self.elements))
             if stray:
-                raise ValueError(f"atomic_energies for element(s) {stray} the model does not cover ({self.elements})")
+                raise ConfigError(f"atomic_energies for element(s) {stray} the model does not cover ({self.elements})")
         self.heads = list(self.heads)
         unknown = [h for h in self.heads if h not in HEADS]
         if unknown or not self.heads:
-            raise ValueError(f"unknown matrix head(s) {unknown}; accepted: {', '.join(HEADS)}")
+            raise ConfigError(f"unknown matrix head(s) {unknown}; accepted: {', '.join(HEADS)}")
         for name in ("features", "num_interactions", "num_radial", "radial_hidden"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not self.cutoff > 0:
-            raise ValueError(f"cutoff must be positive (Bohr), got {self.cutoff!r}")
+            raise ConfigError(f"cutoff must be positive (Bohr), got {self.cutoff!r}")
 
     @classmethod
     def from_preset(cls, preset: str, **overrides) -> "PhiSNetConfig":
         if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; accepted: {', '.join(PRESETS)}")
+            raise ConfigError(f"unknown preset {preset!r}; accepted: {', '.join(PRESETS)}")
         return cls(**{**PRESETS[preset], "preset": preset, **overrides})
 
     def to_dict(self) -> dict:
@@ -105,5 +106,5 @@ class PhiSNetConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown model configuration key(s) {unknown}; accepted: {sorted(known)}")
+            raise ConfigError(f"unknown model configuration key(s) {unknown}; accepted: {sorted(known)}")
         return cls(**data)

@@ -24,6 +24,7 @@ from .isosurface import plot_orbital_isosurface
 from .levels import plot_level_diagram
 from .planes import PLANES, plot_density_plane, plot_orbital_plane
 from .structure import ElectronicStructure, aligned_sign, from_model, from_pyscf, orbital_index, orbital_name, reference_for
+from ..errors import InputError
 
 __all__ = [
     "ElectronicStructure",
@@ -93,9 +94,9 @@ def plot_electronic_structure(
     """
     bad = sorted(set(formats) - set(FORMATS))
     if bad or not formats:
-        raise ValueError(f"figure format(s) {bad or formats} not supported; choose from {', '.join(FORMATS)}")
+        raise InputError(f"figure format(s) {bad or formats} not supported; choose from {', '.join(FORMATS)}")
     if plane not in PLANES:
-        raise ValueError(f"plane {plane!r} not known; choose one of {', '.join(PLANES)}")
+        raise InputError(f"plane {plane!r} not known; choose one of {', '.join(PLANES)}")
     model = from_model(atoms, calc)
     n_mo = len(model.mo_energy)
     indices = [orbital_index(label, model.n_occ, n_mo) for label in orbitals]  # fail before any work

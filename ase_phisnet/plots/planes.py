@@ -14,6 +14,7 @@ import numpy as np
 
 from ..electronic.grid import density_on_points, orbital_on_points
 from ..units import BOHR, HARTREE
+from ..errors import InputError
 
 PLANES = ("auto", "molecular", "perpendicular")
 
@@ -25,7 +26,7 @@ def plane_axes(positions: np.ndarray, plane: str = "molecular") -> tuple[np.ndar
     component is positive, so the same molecule always gives the same picture.
     """
     if plane not in PLANES[1:]:
-        raise ValueError(f"plane {plane!r} not known; choose one of {', '.join(PLANES[1:])}")
+        raise InputError(f"plane {plane!r} not known; choose one of {', '.join(PLANES[1:])}")
     positions = np.asarray(positions, dtype=float)
     origin = positions.mean(axis=0)
     centred = positions - origin

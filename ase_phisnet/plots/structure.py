@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..molecule import build_mol, check_charge_multiplicity
+from ..errors import InputError
 
 
 @dataclass
@@ -91,9 +92,9 @@ def orbital_index(label, n_occ: int, n_mo: int) -> int:
     elif re.fullmatch(r"\d+", text):
         index = int(text)
     else:
-        raise ValueError(f"orbital {label!r} not understood; use homo, lumo, homo-N, lumo+N or a 0-based index")
+        raise InputError(f"orbital {label!r} not understood; use homo, lumo, homo-N, lumo+N or a 0-based index")
     if not 0 <= index < n_mo:
-        raise ValueError(f"orbital {label!r} is index {index}, outside the {n_mo} orbitals (0..{n_mo - 1})")
+        raise InputError(f"orbital {label!r} is index {index}, outside the {n_mo} orbitals (0..{n_mo - 1})")
     return index
 
 

@@ -14,6 +14,7 @@ import torch
 
 from ..basis import AOBasis
 from ..units import BOHR
+from ..errors import MissingFileError
 
 #: Frame keys a matrix head can be trained on, by head name (``hcore`` is shifted, see
 #: :func:`ase_phisnet.training.energy_forces.effective_core_target`).
@@ -29,7 +30,7 @@ def load_frames(path) -> tuple[list[dict], dict]:
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"dataset {path} does not exist (a dataset folder from 'phisnet data' or a reference .h5 file)")
+        raise MissingFileError(f"dataset {path} does not exist (a dataset folder from 'phisnet data' or a reference .h5 file)")
     if path.is_dir():
         from ..data import FrameStore
 

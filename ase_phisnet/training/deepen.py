@@ -23,6 +23,7 @@ import torch
 
 from ..model import PhiSNetConfig, build_model
 from ..model.io import load_weights
+from ..errors import InputError
 
 
 def deepen(model, num_interactions: int):
@@ -30,7 +31,7 @@ def deepen(model, num_interactions: int):
     the trained ones) start as the identity. Same dtype and device as ``model``."""
     old = model.config.num_interactions
     if num_interactions <= old:
-        raise ValueError(f"the model has {old} interaction modules already; ask for more than that, got {num_interactions}")
+        raise InputError(f"the model has {old} interaction modules already; ask for more than that, got {num_interactions}")
     param = next(model.parameters())
     config = PhiSNetConfig.from_dict({**model.config.to_dict(), "num_interactions": num_interactions})
     deeper = build_model(config, param.dtype, param.device)

@@ -22,6 +22,7 @@ import torch
 from ..electronic import IntegralCache, energies_and_forces, nuclear_repulsion
 from ..electronic.properties import closed_shell_rdm1
 from ..units import BOHR
+from ..errors import InputError
 
 
 def effective_core_target(frame: dict, charge: int = 0) -> np.ndarray:
@@ -87,7 +88,7 @@ def predict_energies_forces(model, frames: list[dict], batch_size: int = 32, pro
     from tqdm.auto import tqdm
 
     if "hcore" not in model.config.heads:
-        raise ValueError(f"energies need an H~core head; this model has {model.config.heads}")
+        raise InputError(f"energies need an H~core head; this model has {model.config.heads}")
     charge = int(getattr(model, "metadata", {}).get("reference", {}).get("charge") or 0)
     cache = IntegralCache(model.config.basis, charge)
     energies, forces = [], []

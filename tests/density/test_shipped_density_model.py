@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ase_phisnet.cli.evaluate import select_split
+from ase_phisnet.data.splits import select_split
 from ase_phisnet.density.evaluation import density_errors
 from ase_phisnet.density.model import load_density_model
 from ase_phisnet.training.data import load_frames
