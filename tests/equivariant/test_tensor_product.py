@@ -10,25 +10,8 @@ from ase_phisnet.equivariant.irreps import so3_irreps
 from ase_phisnet.equivariant.tensor_product import HarmonicTensorProduct
 
 
-def e3nn_product(irreps_1, irreps_2, lmax):
-    instructions = [(i1, i2, ir3.l, "uvu", True) for i1, (_, ir1) in enumerate(irreps_1) for i2, (_, ir2) in enumerate(irreps_2) for ir3 in ir1 * ir2 if ir3.l <= lmax]
-    return o3.TensorProduct(irreps_1, irreps_2, so3_irreps(irreps_1[0].mul, lmax), instructions, shared_weights=False, internal_weights=False)
 
 
-@pytest.mark.parametrize("l1, l2, lmax", [(4, 4, 4), (2, 4, 3), (1, 2, 2)])
-def test_matches_e3nn_and_its_gradients(l1, l2, lmax):
-    torch.manual_seed(l1 + l2 + lmax)
-    irreps_1, irreps_2 = so3_irreps(5, l1), so3_irreps(1, l2)
-    ours, ref = HarmonicTensorProduct(irreps_1, irreps_2, lmax), e3nn_product(irreps_1, irreps_2, lmax)
-    assert ours.weight_numel == ref.weight_numel and ours.irreps_out == ref.irreps_out
-    x = torch.randn(7, irreps_1.dim, dtype=torch.float64, requires_grad=True)
-    sh = torch.randn(7, irreps_2.dim, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(7, ref.weight_numel, dtype=torch.float64, requires_grad=True)
-    a, b = ours(x, sh, w), ref(x, sh, w)
-    assert torch.allclose(a, b, rtol=0, atol=1e-12 * float(b.abs().max()))
-    cot = torch.randn_like(a)
-    for ga, gb in zip(torch.autograd.grad((a * cot).sum(), (x, sh, w)), torch.autograd.grad((b * cot).sum(), (x, sh, w))):
-        assert torch.allclose(ga, gb, rtol=0, atol=1e-12 * float(gb.abs().max()))
 
 
 def test_second_derivatives_of_both_products():
@@ -84,27 +67,6 @@ def test_models_saved_with_e3nn_products_load_and_drop_their_constants():
         HarmonicTensorProduct(so3_irreps(2, 2), so3_irreps(2, 2), 2)
 
 
-@pytest.mark.parametrize("shared", [True, False])
-def test_channelwise_product_matches_e3nn_and_its_gradients(shared):
-    """The "uuu" product (x_i (x) x_j per channel) against e3nn's, shared and per-row weights."""
-    from ase_phisnet.equivariant.tensor_product import ChannelwiseTensorProduct
-
-    torch.manual_seed(int(shared))
-    irreps = so3_irreps(4, 4)
-    instructions = [(i1, i2, ir3.l, "uuu", True) for i1, (_, ir1) in enumerate(irreps) for i2, (_, ir2) in enumerate(irreps) for ir3 in ir1 * ir2 if ir3.l <= 4]
-    ref = o3.TensorProduct(irreps, irreps, irreps, instructions, shared_weights=shared, internal_weights=shared)
-    ours = ChannelwiseTensorProduct(irreps, irreps, 4, shared)
-    ours.load_state_dict(ref.state_dict())  # e3nn's constants dropped, a shared weight kept
-    x1, x2 = (torch.randn(6, irreps.dim, requires_grad=True) for _ in range(2))
-    w = None if shared else torch.randn(6, ref.weight_numel, requires_grad=True)
-    args = (x1, x2) if shared else (x1, x2, w)
-    a, b = ours(*args), ref(*args)
-    assert torch.allclose(a, b, rtol=0, atol=1e-12 * float(b.abs().max()))
-    cot = torch.randn_like(a)
-    wrt = (x1, x2, ours.weight if shared else w), (x1, x2, ref.weight if shared else w)
-    for ga, gb in zip(torch.autograd.grad((a * cot).sum(), wrt[0]), torch.autograd.grad((b * cot).sum(), wrt[1])):
-        assert torch.allclose(ga, gb, rtol=0, atol=1e-12 * float(gb.abs().max()))
-    assert ours(x1[:0], x2[:0], *(() if shared else (w[:0],))).shape == (0, irreps.dim)  # no rows
 
 
 @pytest.mark.parametrize("max_rows", [2048, 4])
