@@ -77,6 +77,8 @@ class PhiSNetCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "forces", "dipole", "charges"]
     default_parameters = dict(model="water-pbe-def2svp", device="cpu", dtype="float64", charge=0, multiplicity=1, overlap="exact")
+    #: ASE's switch: any changed parameter discards the results (``set`` calls ``reset``).
+    discard_results_on_any_change = True
 
     def __init__(self, model=None, **kwargs):
         self.model = None

@@ -7,9 +7,11 @@ import pytest
 import torch
 from ase import Atoms
 from ase.build import molecule
+from ase.calculators.calculator import InputError as AseInputError
 from ase.calculators.calculator import PropertyNotImplementedError
 
 from ase_phisnet.calculator import PhiSNetCalculator
+from ase_phisnet.errors import InputError
 from ase_phisnet.model import PhiSNetConfig, build_model
 from ase_phisnet.training.data import MatrixData, load_frames, pair_distance_range
 from ase_phisnet.units import HARTREE
@@ -90,14 +92,33 @@ def test_bad_input_is_refused_with_reasons(energy_model):
         (Atoms("OHH", positions=[[0, 0, 0], [0, 0, 1.0], [0, 0.8, -0.5]], cell=[5, 5, 5], pbc=True), "periodic"),
     ]:
         atoms.calc = calc
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(InputError, match=message) as refused:
             atoms.get_potential_energy()
+        assert isinstance(refused.value, AseInputError) and isinstance(refused.value, ValueError)
     with pytest.raises(ValueError, match="closed-shell only"):
         PhiSNetCalculator(energy_model, multiplicity=3)
     with pytest.raises(ValueError, match="charge 1 asked for.*charge 0"):
         PhiSNetCalculator(energy_model, charge=1)
     with pytest.raises(ValueError, match="dtype"):
         PhiSNetCalculator(energy_model, dtype="float16")
+
+
+def test_parameters_follow_ases_contract():
+    calc = PhiSNetCalculator()  # every parameter at its default: the shipped water model, float64
+    assert calc.parameters == calc.default_parameters and next(calc.model.parameters()).dtype == torch.float64
+    atoms = water()
+    atoms.calc = calc
+    e64 = atoms.get_potential_energy()
+    assert calc.set(dtype="float32") == {"dtype": "float32"}
+    assert next(calc.model.parameters()).dtype == torch.float32 and calc.results == {}  # reloaded, results discarded
+    e32 = atoms.get_potential_energy()
+    assert e32 != e64 and abs(e32 - e64) < 1e-2
+    assert calc.set(dtype="float32") == {}  # no change, nothing reloaded
+    with pytest.raises(InputError, match="unknown parameter.*'xc'.*takes"):
+        calc.set(xc="pbe")
+    with pytest.raises(InputError, match="charge 1 asked for"):
+        calc.set(charge=1)
+    assert PhiSNetCalculator(model="water-pbe-def2svp", dtype="float32").parameters["dtype"] == "float32"
 
 
 def test_geometry_outside_the_training_range_warns(energy_model):
