@@ -25,8 +25,8 @@ Examples
 >>> from ase_phisnet import PhiSNetCalculator
 >>> atoms = molecule("H2O")
 >>> atoms.calc = PhiSNetCalculator("water-pbe-def2svp")
->>> round(float(atoms.get_potential_energy()) / 1000)  # eV
--2078
+>>> round(atoms.get_potential_energy(), 1)  # eV
+-2075.5
 >>> atoms.calc.set(dtype="float32")   # reloads the model in float32
 {'dtype': 'float32'}
 """
