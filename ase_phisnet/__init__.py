@@ -8,7 +8,7 @@ Top-level names are imported lazily, so ``import ase_phisnet`` (and every ``phis
 and labelling worker) does not pay for torch until a model is used.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version source: pyproject.toml reads it ([tool.setuptools.dynamic])
 
 _LAZY = {
     "AOBasis": ("ase_phisnet.basis", "AOBasis"),

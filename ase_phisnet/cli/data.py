@@ -23,8 +23,8 @@ typical workflow:
   phisnet data info runs/water
   phisnet data split runs/water --n-train 500 --n-val 250 -o runs/water/splits.json
 
-the shared reference sets:
-  phisnet data import /work/shared/data/water_pbe_def2svp_500K.h5 runs/water_ref
+the shared reference sets ($PHISNET_DATA, else ../shared/data beside the checkout):
+  phisnet data import water_pbe_def2svp_500K.h5 runs/water_ref
 """
 
 
@@ -246,29 +246,39 @@ def _add_import(sub) -> None:
         "import",
         help="import a shared HDF5 reference set into a dataset",
         description=_wrap(
-            "Import an HDF5 reference set (the layout of /work/shared/data/README.md: keys "
+            "Import an HDF5 reference set (the layout of the README.md in the reference-data folder: keys "
         "numbers, positions, energy, forces, fock, overlap, hcore, mo_energy, dipole, converged, "
         "scf_cycles; attributes xc, basis, grids_level, conv_tol, pyscf_version) into DATASET; row i "
-        "becomes frame i. The HDF5 file is read in place."
+        "becomes frame i. The HDF5 file is read in place. FILE.h5 is a path, or a bare set name looked "
+        "up in the reference-data folder: --data-dir, else the environment variable PHISNET_DATA, else "
+        "../shared/data beside the checkout (or relative to the working directory)."
         ),
         epilog="""\
 examples:
-  phisnet data import /work/shared/data/water_pbe_def2svp_500K.h5 runs/water
-  phisnet data import /work/shared/data/ethanol_pbe_def2svp_500K.h5 runs/ethanol
+  phisnet data import water_pbe_def2svp_500K.h5 runs/water                 # a set in the reference-data folder
+  phisnet data import ethanol_pbe_def2svp_500K.h5 runs/ethanol --data-dir ../shared/data
+  phisnet data import ../shared/data/water_pbe_def2svp_500K.h5 runs/water  # a path
 """,
         formatter_class=_formatter,
     )
-    p.add_argument("h5", metavar="FILE.h5", help="HDF5 reference set")
+    p.add_argument("h5", metavar="FILE.h5", help="HDF5 reference set: a path, or a set name in the reference-data folder")
     p.add_argument("dataset", metavar="DATASET", help="dataset directory (created, or resumed)")
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="reference-data folder for a bare set name (default: $PHISNET_DATA, else ../shared/data beside the checkout)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_import)
 
 
 def run_import(args) -> int:
     from ..data.importer import import_h5
+    from ..data.location import resolve_dataset
 
-    store = import_h5(args.h5, args.dataset, progress=not args.quiet)
-    print(f"{args.dataset}: {len(store)} frames imported from {args.h5}")
+    h5 = resolve_dataset(args.h5, args.data_dir)
+    store = import_h5(h5, args.dataset, progress=not args.quiet)
+    print(f"{args.dataset}: {len(store)} frames imported from {h5}")
     return 0
 
 

@@ -21,12 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .store import AO_ORDER, FRAME_KEYS, UNITS, FrameStore, make_meta
 from ..errors import ImportFormatError  # noqa: F401 (re-exported)
+from .store import AO_ORDER, FRAME_KEYS, UNITS, FrameStore, make_meta
 
 #: File attributes an HDF5 set must have.
 REQUIRED_ATTRS = ("xc", "basis", "grids_level", "conv_tol")
-
 
 
 def _attr(value):

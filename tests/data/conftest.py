@@ -10,19 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ..conftest import ETHANOL_H5, SHARED_DATA, WATER_H5, require_reference  # noqa: F401 (ETHANOL_H5: re-exported for the data tests)
+
 REPO = Path(__file__).resolve().parents[2]
-SHARED = Path("/work/shared/data")
-WATER_H5 = SHARED / "water_pbe_def2svp_500K.h5"
-ETHANOL_H5 = SHARED / "ethanol_pbe_def2svp_500K.h5"
+SHARED = SHARED_DATA
 
 #: Cheap labeling settings for tests where exactness against the reference is not the point.
 FAST = ["--basis", "sto-3g", "--conv-tol", "1e-9", "--grids-level", "1"]
 
 
 def need(path: Path) -> Path:
-    if not path.is_file():
-        pytest.skip(f"shared reference set {path} is not available")
-    return path
+    """``path`` if the reference set exists; skip the test otherwise (fail under CI)."""
+    return require_reference(path)
 
 
 def cli_env() -> dict:
