@@ -1,5 +1,5 @@
 """The shipped water model: loadable by name, and `phisnet evaluate` reproduces its recorded
-test-split figures (the ones the README quotes)."""
+test-split figures (the ones its model card quotes)."""
 
 import json
 import subprocess
@@ -13,7 +13,7 @@ import ase_phisnet
 
 from .conftest import WATER_H5
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+CARD = Path(__file__).resolve().parents[1] / "docs" / "models" / "water-pbe-def2svp.md"
 
 
 def test_shipped_water_model_loads_by_name():
@@ -41,7 +41,7 @@ def test_evaluate_reproduces_the_recorded_test_metrics(tmp_path):
     assert got["n_frames"] == recorded["n_frames"] == 1500
     for key in ("h_mae_uEh", "eps_mae_uEh", "psi_percent", "energy_mae_meV", "forces_mae_meV_per_A"):
         assert got[key] == pytest.approx(recorded[key], rel=1e-6), key
-    # the README quotes these figures
-    text = README.read_text()
+    # the model card quotes these figures
+    text = CARD.read_text()
     for key in ("h_mae_uEh", "eps_mae_uEh", "energy_mae_meV", "forces_mae_meV_per_A"):
         assert f"{recorded[key]:.2f}" in text, key

@@ -12,7 +12,7 @@ from ase_phisnet.transfer import compare_to_reference, force_mae, plot_energy_pa
 from ase_phisnet.units import HARTREE
 
 REFERENCES = Path(__file__).parent / "references" / "water_ccsdt_test.npz"
-README = Path(__file__).resolve().parents[1] / "README.md"
+CARD = Path(__file__).resolve().parents[1] / "docs" / "models" / "water-ccsdt-def2svp.md"
 
 
 def test_relative_energy_mae_ignores_a_constant_offset():
@@ -69,7 +69,7 @@ def test_fine_tuned_model_halves_the_hf_error_against_ccsd_t(held_out, fine_tune
     for key in ("relative_energy_mae_meV", "forces_mae_meV_per_A"):
         assert model[key] == pytest.approx(recorded["(b) fine-tuned model (water-ccsdt-def2svp)"][key], rel=1e-5), key
         assert hf[key] == pytest.approx(recorded["(c) HF/def2-SVP method"][key], rel=1e-9), key
-        assert f"{model[key]:.2f}" in README.read_text(), key  # the README quotes the figures
+        assert f"{model[key]:.2f}" in CARD.read_text(), key  # the model card quotes the figures
 
 
 def test_held_out_references_are_ccsd_t(held_out):
