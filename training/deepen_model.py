@@ -1,6 +1,6 @@
 """Add message-passing modules to a trained model without changing what it predicts.
 
-    python training/deepen_model.py training/checkpoints/water-pbe-def2svp-stage9b \
+    python training/deepen_model.py runs/water-pbe-def2svp/stage9b/best \
         runs/deepened-3 --num-interactions 3
 
 The new interaction modules go after the trained ones with their output layer set to zero
@@ -8,7 +8,7 @@ The new interaction modules go after the trained ones with their output layer se
 the same matrices; the script checks that on a small molecule of the model's elements before
 it writes anything.
 Train it with ``init_from`` the written folder and ``num_interactions`` raised in the config's
-``model`` entry (training/water-pbe-def2svp-stage9d-deep.yaml).
+``model`` entry (as a train stage of a recipe, or a single training config).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The HF -> CCSD(T) transfer-learning table and figure (issue 7), on held-out frames.
+"""The HF -> CCSD(T) transfer-learning table and figure, on held-out frames.
 
 Compares with CCSD(T)/def2-SVP, on the test split recorded in the fine-tuned model:
 (a) the HF model, (b) the fine-tuned model, (c) the HF and PBE methods themselves, as
@@ -6,7 +6,8 @@ relative-energy MAE and force MAE; and how far the fine-tuned F~'s occupied orbi
 moved from Hartree–Fock's. Writes ``report.json``, ``report.md``, ``energy_parity.png`` and
 ``test_references.npz`` (the test frames' reference energies and forces, for the tests).
 
-Run from the repository root after ``bash training/water-ccsdt.sh`` made the data and models::
+The ``report`` stage of ``training/recipes/water-ccsdt-def2svp.yaml`` runs it on that recipe's
+data and models; by hand, from the repository root, with the paths of those::
 
     python training/transfer_report.py -o outputs/transfer
 """

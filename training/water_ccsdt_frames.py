@@ -1,4 +1,4 @@
-"""Geometries for the HF -> CCSD(T) transfer-learning set (issue 7), as an extxyz frames file.
+"""Geometries for the HF -> CCSD(T) transfer-learning set, as an extxyz frames file.
 
 The frames are taken from the shared PBE/def2-SVP water set, from the test split of the shipped
 ``water-pbe-def2svp`` model (its recorded split), so that neither the HF model, which starts
@@ -6,7 +6,8 @@ from the PBE model's weights, nor anything tested here has seen them in training
 keeps its index in the shared set (``info["shared_index"]``), which pairs it with its PBE
 energy and forces for the method comparison.
 
-Run from the repository root::
+The ``frames`` stage of ``training/recipes/water-ccsdt-def2svp.yaml`` runs it; by hand, from the
+repository root::
 
     python training/water_ccsdt_frames.py -o runs/water-ccsdt/frames.xyz --n-frames 1000
 """

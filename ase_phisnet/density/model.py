@@ -10,10 +10,18 @@ by default it stays frozen, so the density head shares what the Hamiltonian mode
 
 Files: ``model.safetensors`` (backbone and head) + ``config.json`` (format
 ``ase_phisnet.density_model/1``), checked by SHA-256 like the Hamiltonian models.
+
+``metadata["base_model"]`` names the Hamiltonian model the heads were fitted on and the SHA-256
+of its ``model.safetensors``: ``{"name": "water-pbe-def2svp", "weights_sha256": "..."}``. The
+backbone inside the file is that model's weights, so re-serialising them gives the same bytes
+(:func:`backbone_sha256`); :func:`load_density_model` refuses a file where it does not, since
+heads fitted on one backbone's features predict nonsense from another's. A later model shipped
+under the same name changes nothing here: the density model keeps the backbone it was fitted on.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +31,8 @@ from torch import nn
 
 from ..basis import AOBasis, default_dtype
 from ..model.config import PhiSNetConfig
-from ..model.io import CONFIG, WEIGHTS, ModelFileError, build_model, read_config, read_weights, resolve_model_dir, shipped_models, write_model_folder
+from ..model.io import CONFIG, WEIGHTS, ModelFileError, build_model, read_config, read_metadata, read_weights, resolve_model_dir, serialize_weights, shipped_models, write_model_folder
+from ..model.io import FORMAT as MODEL_FORMAT
 from ..units import BOHR
 
 FORMAT = "ase_phisnet.density_model/1"
@@ -95,10 +104,53 @@ def save_density_model(model: DensityModel, directory, metadata: dict | None = N
     return write_model_folder(directory, state_dict or model.state_dict(), FORMAT, fields, units, metadata)
 
 
+def backbone_sha256(state: dict) -> str:
+    """SHA-256 of the backbone's weights as a Hamiltonian model's ``model.safetensors``.
+
+    Parameters
+    ----------
+    state : dict
+        The density model's tensors (``backbone.*`` and ``heads.*`` keys, as stored).
+
+    Returns
+    -------
+    str
+        The checksum that ``config.json`` of the backbone's own model folder records, when the
+        backbone was stored as that folder holds it (float64, the same tensor names).
+    """
+    prefix = "backbone."
+    return hashlib.sha256(serialize_weights({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}, MODEL_FORMAT)).hexdigest()
+
+
+def check_backbone(directory, metadata: dict, state: dict) -> None:
+    """Refuse a density model whose backbone is not the base model its metadata records.
+
+    Files without a ``base_model`` record (written before it existed) pass unchecked.
+
+    Raises
+    ------
+    ModelFileError
+        The record is malformed, or the stored backbone's weights have another SHA-256.
+    """
+    record = metadata.get("base_model")
+    if record is None:
+        return
+    if not isinstance(record, dict) or not isinstance(record.get("weights_sha256"), str):
+        raise ModelFileError(f"{Path(directory) / CONFIG}: metadata.base_model must be a mapping with 'name' and 'weights_sha256', got {record!r}")
+    stored = backbone_sha256(state)
+    if stored != record["weights_sha256"]:
+        raise ModelFileError(
+            f"{Path(directory) / WEIGHTS}: the backbone stored here (weights SHA-256 {stored[:12]}...) is not the model "
+            f"{record.get('name')!r} (SHA-256 {record['weights_sha256'][:12]}...) that the density heads were fitted on; "
+            "heads and backbone do not belong together. Fit the heads again on this backbone (phisnet train on a density recipe)"
+        )
+
+
 def load_density_model(name_or_path, dtype=torch.float64) -> DensityModel:
     """Load a density model by shipped name (``"water-density-etb"``) or folder.
 
-    Damaged, mismatched or foreign files are refused with :class:`ModelFileError`.
+    Damaged, mismatched or foreign files are refused with :class:`ModelFileError`, and so is a
+    file whose backbone is not the base model it records (:func:`check_backbone`).
     """
     try:
         directory = resolve_model_dir(name_or_path)
@@ -111,11 +163,13 @@ def load_density_model(name_or_path, dtype=torch.float64) -> DensityModel:
         )
     config = read_config(directory, fmt=FORMAT, required=("backbone", "auxbasis"), what="an ase_phisnet density model config")
     state = read_weights(directory, config)
+    metadata = read_metadata(directory, config)
+    check_backbone(directory, metadata, state)
     with default_dtype(dtype):
         model = DensityModel(build_model(PhiSNetConfig.from_dict(config["backbone"]), dtype), config["auxbasis"]).to(dtype)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
         raise ModelFileError(f"{directory / WEIGHTS} does not fit the architecture in {CONFIG}: {err}") from None
-    model.metadata = config.get("metadata", {})
+    model.metadata = metadata
     return model.eval()

@@ -4,6 +4,12 @@ Loading never unpickles anything: weights come from safetensors, everything else
 ``config.json`` records the SHA-256 of the weights file, so a truncated, swapped or half-written
 pair is refused with a clear message instead of giving silently wrong numbers.
 
+The frame indices of a model's train/validation/test splits are kept in ``splits.json`` beside
+the weights; ``config.json`` keeps the split sizes, the seed, the file's name and its SHA-256
+under ``metadata["splits"]``. Loading puts the index lists back, so ``model.metadata["splits"]``
+holds ``"train"``, ``"val"`` and ``"test"`` lists either way; folders written before the file
+existed (index lists inline in ``config.json``) load unchanged.
+
 Examples
 --------
 >>> import tempfile
@@ -27,12 +33,15 @@ import torch
 
 from .. import __version__
 from ..atomic_files import atomic_write_bytes
+from ..errors import ModelFileError  # noqa: F401 (re-exported)
 from .config import PhiSNetConfig
 from .phisnet import PhiSNet, build_model
-from ..errors import ModelFileError  # noqa: F401 (re-exported)
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+SPLITS = "splits.json"
+#: Split names whose frame-index lists go to ``splits.json``.
+SPLIT_LISTS = ("train", "val", "test")
 #: Folder of the models shipped inside the package, one sub-folder per name.
 SHIPPED = Path(__file__).resolve().parents[1] / "pretrained"
 FORMAT = "ase_phisnet.model/1"
@@ -89,7 +98,7 @@ def load_weights(model: PhiSNet, state: dict, new: tuple[str, ...] = ()) -> None
     result = model.load_state_dict(state, strict=False)
     stray = [k for k in result.missing_keys if not k.startswith(tuple(new))]
     if stray or result.unexpected_keys:
-        raise ValueError(f"weights do not fit the architecture (missing {stray[:3]}, unexpected {result.unexpected_keys[:3]})")
+        raise ModelFileError(f"weights do not fit the architecture (missing {stray[:3]}, unexpected {result.unexpected_keys[:3]})")
 
 
 def save_model(model: PhiSNet, directory, metadata: dict | None = None, state_dict: dict | None = None) -> Path:
@@ -105,8 +114,9 @@ def save_model(model: PhiSNet, directory, metadata: dict | None = None, state_di
     state_dict : dict, optional
         Weights to write instead of ``model.state_dict()`` (e.g. the EMA weights).
 
-    Each file is replaced atomically; the weights go first, so a kill between the two leaves a
-    ``config.json`` whose checksum no longer matches, which :func:`load_model` refuses.
+    Each file is replaced atomically; the weights go first and ``config.json`` last, so a kill
+    in between leaves a ``config.json`` whose checksums no longer match, which :func:`load_model`
+    refuses. Split index lists in ``metadata["splits"]`` go to ``splits.json`` beside the weights.
     """
     tensors = state_dict or model.state_dict()
     units = "positions Bohr inside (Å at the ASE boundary); matrices Hartree; AO order PySCF outside the model"
@@ -117,26 +127,88 @@ def write_model_folder(directory, tensors: dict, fmt: str, fields: dict, units: 
     """Write ``model.safetensors`` and ``config.json`` into ``directory`` (created if needed).
 
     ``config.json`` holds ``format``, ``package_version``, ``fields`` (the architecture),
-    the weights' SHA-256, ``units`` and ``metadata``. The weights go first, each file
-    atomically, so a kill between the two leaves a checksum mismatch that loading refuses.
+    the weights' SHA-256, ``units`` and ``metadata``; split index lists go to ``splits.json``
+    (:func:`split_out_indices`). The weights go first and ``config.json`` last, each file
+    atomically, so a kill in between leaves a checksum mismatch that loading refuses.
     Shared by the Hamiltonian models and the density models.
     """
-    from safetensors.torch import save
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    weights = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata={"format": fmt})
+    weights = serialize_weights(tensors, fmt)
     _atomic_write_bytes(directory / WEIGHTS, weights)
+    metadata, splits = split_out_indices(metadata or {})
+    if splits is not None:
+        _atomic_write_bytes(directory / SPLITS, splits)
     config = {
         "format": fmt,
         "package_version": __version__,
         **fields,
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
         "units": units,
-        "metadata": metadata or {},
+        "metadata": metadata,
     }
-    _atomic_write_bytes(directory / CONFIG, (json.dumps(config, indent=2, sort_keys=False) + "\n").encode())
+    _atomic_write_bytes(directory / CONFIG, config_bytes(config))
+    if splits is None:  # a splits file left from an earlier model in this folder is not this one's
+        (directory / SPLITS).unlink(missing_ok=True)
     return directory
+
+
+def serialize_weights(tensors: dict, fmt: str = FORMAT) -> bytes:
+    """The bytes of a ``model.safetensors`` file holding ``tensors`` (format tag ``fmt``).
+
+    The same tensors always give the same bytes, so the SHA-256 of this is the checksum that
+    ``config.json`` of a folder written from them records.
+    """
+    from safetensors.torch import save
+
+    return save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata={"format": fmt})
+
+
+def config_bytes(config: dict) -> bytes:
+    """``config.json`` as written: indented JSON, one trailing newline."""
+    return (json.dumps(config, indent=2, sort_keys=False) + "\n").encode()
+
+
+def split_out_indices(metadata: dict) -> tuple[dict, bytes | None]:
+    """Metadata for ``config.json`` and the bytes of ``splits.json`` (``None``: no index lists).
+
+    The ``"train"``/``"val"``/``"test"`` lists of ``metadata["splits"]`` go to the file, with the
+    split's seed and sizes; ``metadata["splits"]`` keeps the seed and sizes and gains ``"file"``
+    (``splits.json``) and ``"sha256"`` (of the file's bytes). The input is not changed.
+    """
+    recorded = metadata.get("splits")
+    if not isinstance(recorded, dict) or not any(isinstance(recorded.get(k), list) for k in SPLIT_LISTS):
+        return metadata, None
+    info = {k: v for k, v in recorded.items() if k not in SPLIT_LISTS and k not in ("file", "sha256")}
+    doc = {**info, **{k: [int(i) for i in recorded[k]] for k in SPLIT_LISTS if k in recorded}}
+    data = (json.dumps(doc, indent=1) + "\n").encode()
+    return {**metadata, "splits": {**info, "file": SPLITS, "sha256": hashlib.sha256(data).hexdigest()}}, data
+
+
+def read_metadata(directory, config: dict) -> dict:
+    """``config["metadata"]`` with the split index lists of ``splits.json`` put back.
+
+    Raises
+    ------
+    ModelFileError
+        ``config.json`` names a splits file that is missing or does not match its checksum.
+    """
+    metadata = dict(config.get("metadata") or {})
+    recorded = metadata.get("splits")
+    if not isinstance(recorded, dict) or "file" not in recorded:
+        return metadata  # no splits, or index lists inline (folders written before splits.json)
+    path = Path(directory) / str(recorded["file"])
+    if not path.is_file():
+        raise ModelFileError(f"{Path(directory) / CONFIG} names the split file {recorded['file']}, which is not in {directory}")
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != recorded.get("sha256"):
+        raise ModelFileError(f"{path} does not match the checksum in {CONFIG}: truncated, damaged or from another model")
+    try:
+        lists = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelFileError(f"{path} is not valid JSON ({err})") from None
+    metadata["splits"] = {**recorded, **{k: lists[k] for k in SPLIT_LISTS if k in lists}}
+    return metadata
 
 
 def resolve_model_dir(name_or_path) -> Path:
@@ -199,7 +271,7 @@ def load_model(name_or_path, device="cpu", dtype=torch.float64) -> PhiSNet:
     Raises
     ------
     ModelFileError
-        Missing, truncated, mismatched or incompatible files.
+        Missing, truncated, mismatched or incompatible files (weights or ``splits.json``).
     """
     directory = resolve_model_dir(name_or_path)
     config = read_config(directory)
@@ -218,5 +290,5 @@ def load_model(name_or_path, device="cpu", dtype=torch.float64) -> PhiSNet:
         raise ModelFileError(
             f"{weights} does not fit the architecture in {CONFIG}: missing {sorted(result.missing_keys)[:5]}, unexpected {sorted(result.unexpected_keys)[:5]}"
         )
-    model.metadata = config.get("metadata", {})
+    model.metadata = read_metadata(directory, config)
     return model.to(device=device, dtype=dtype).eval()

@@ -1,4 +1,5 @@
-"""Training of PhiSNet models: data batches, losses, the trainer and its YAML configuration."""
+"""Training of PhiSNet models: data batches, losses, the trainer, its YAML configuration and
+recipes (every run that makes one model, :mod:`.recipe`)."""
 
 from .config import TrainConfig
 from .data import MatrixData, load_frames

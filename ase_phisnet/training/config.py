@@ -1,6 +1,7 @@
-"""The YAML training configuration (``phisnet train training/<name>.yaml``).
+"""The YAML training configuration of one run (``phisnet train CONFIG.yaml``).
 
-Example (``training/water-pbe-def2svp.yaml``)::
+A model trained in several runs has a recipe (:mod:`.recipe`) whose train stages hold these
+configs inline. Example, a single run::
 
     name: water-pbe-def2svp
     dataset: ../shared/data/water_pbe_def2svp_500K.h5   # dataset folder or reference .h5
@@ -38,7 +39,7 @@ without this term (or a heavy ``fock`` weight) E/F training can shift every orbi
 ``validation_energy: offset_free`` scores the validation energies after a per-element
 constant (atomic energies, least squares over the validation split) is taken out of their
 errors, in the validation loss and so in the choice of the best model. A constant per element
-is what ``training/ship_model.py --fit-atomic-energies`` refits before shipping, so it should
+is what the ship step of a recipe refits (``fit_atomic_energies: true``), so it should
 not decide which weights are kept: the force and F~ terms move it by a few meV from one
 validation to the next. The default, ``absolute``, scores the energies as predicted. The raw
 MAE and the mean signed error (``val_energy_offset_meV``) are reported either way.
@@ -52,6 +53,8 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import yaml
+
+from ..errors import ConfigError, MissingFileError
 
 #: Matrix targets a head can be trained on.
 MATRIX_TARGETS = ("fock", "overlap", "hcore")
@@ -132,39 +135,56 @@ class TrainConfig:
         if isinstance(self.optimizer, dict):
             self.optimizer = _build(OptimizerConfig, self.optimizer, "optimizer")
         if self.validation_energy not in ("absolute", "offset_free"):
-            raise ValueError(f"validation_energy must be 'absolute' or 'offset_free', got {self.validation_energy!r}")
+            raise ConfigError(f"validation_energy must be 'absolute' or 'offset_free', got {self.validation_energy!r}")
         if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+            raise ConfigError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         if not self.loss or any(float(w) < 0 for w in self.loss.values()):
-            raise ValueError(f"loss must give a non-negative weight per matrix target, got {self.loss!r}")
+            raise ConfigError(f"loss must give a non-negative weight per matrix target, got {self.loss!r}")
         unknown = sorted(set(self.loss) - set(MATRIX_TARGETS) - set(ENERGY_FORCE_TERMS))
         if unknown:
-            raise ValueError(f"unknown loss term(s) {unknown}; accepted: {list(MATRIX_TARGETS) + list(ENERGY_FORCE_TERMS)}")
+            raise ConfigError(f"unknown loss term(s) {unknown}; accepted: {list(MATRIX_TARGETS) + list(ENERGY_FORCE_TERMS)}")
         if not self.matrix_weights:
-            raise ValueError(f"loss needs at least one matrix target ({', '.join(MATRIX_TARGETS)}), got {self.loss!r}")
+            raise ConfigError(f"loss needs at least one matrix target ({', '.join(MATRIX_TARGETS)}), got {self.loss!r}")
         if self.energy_force_weights and not {"fock", "hcore"} <= set(self.loss):
-            raise ValueError("energy/force loss terms need the 'fock' and 'hcore' heads: give both a weight in loss")
+            raise ConfigError("energy/force loss terms need the 'fock' and 'hcore' heads: give both a weight in loss")
         if self.trainable is not None and (not isinstance(self.trainable, list) or not all(isinstance(t, str) and t for t in self.trainable)):
-            raise ValueError(f"trainable must be a list of parameter-name prefixes (e.g. [heads.hcore]), got {self.trainable!r}")
+            raise ConfigError(f"trainable must be a list of parameter-name prefixes (e.g. [heads.hcore]), got {self.trainable!r}")
         if int(self.optimizer.warmup_steps) < 0:
-            raise ValueError(f"optimizer.warmup_steps must be a step count >= 0, got {self.optimizer.warmup_steps!r}")
+            raise ConfigError(f"optimizer.warmup_steps must be a step count >= 0, got {self.optimizer.warmup_steps!r}")
         if int(self.energy_forces_from) < 0:
-            raise ValueError(f"energy_forces_from must be a step number >= 0, got {self.energy_forces_from!r}")
+            raise ConfigError(f"energy_forces_from must be a step number >= 0, got {self.energy_forces_from!r}")
         for name in ("batch_size", "max_steps", "val_every"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
 
     @classmethod
     def from_yaml(cls, path) -> "TrainConfig":
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"training config {path} does not exist")
+            raise MissingFileError(f"training config {path} does not exist")
         data = yaml.safe_load(path.read_text()) or {}
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: a training config is a YAML mapping of keys to values")
+            raise ConfigError(f"{path}: a training config is a YAML mapping of keys to values")
         data.setdefault("name", path.stem)
         data.setdefault("output", str(Path("runs") / data["name"]))
         return _build(cls, data, str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "training config") -> "TrainConfig":
+        """A config from a mapping (a recipe's train stage); every error message starts with ``where``.
+
+        Raises
+        ------
+        ConfigError
+            Unknown or missing keys, or a value the config refuses.
+        """
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: a training config is a mapping of keys to values, got {type(data).__name__}")
+        try:
+            return _build(cls, data, where)
+        except (TypeError, ValueError) as err:
+            message = str(err)
+            raise ConfigError(message if message.startswith(where) else f"{where}: {message}") from None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -174,8 +194,8 @@ def _build(cls, data: dict, where: str):
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; accepted: {sorted(known)}")
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; accepted: {sorted(known)}")
     missing = sorted(f.name for f in fields(cls) if f.name not in data and f.default is MISSING and f.default_factory is MISSING)
     if missing:
-        raise ValueError(f"{where}: missing key(s) {missing}")
+        raise ConfigError(f"{where}: missing key(s) {missing}")
     return cls(**data)

@@ -36,7 +36,7 @@ from .config import TrainConfig
 from .data import MatrixData, load_frames, pair_distance_range
 from ..units import HARTREE, HARTREE_PER_BOHR
 from .energy_forces import EnergyForceTerms, element_counts, energy_force_loss, mse_plus_mae, offset_free
-from ..errors import TrainingDiverged  # noqa: F401 (re-exported)
+from ..errors import ConfigError, DatasetError, InputError, MissingFileError, TrainingDiverged
 
 HARTREE_TO_MICRO = 1e6
 
@@ -58,7 +58,7 @@ class Trainer:
 
     Examples
     --------
-    >>> trainer = Trainer(TrainConfig.from_yaml("training/water-pbe-def2svp.yaml"))  # doctest: +SKIP
+    >>> trainer = Trainer(TrainConfig.from_yaml("training/ethanol-pbe-def2svp.yaml"))  # doctest: +SKIP
     >>> trainer.fit()                                                                 # doctest: +SKIP
     """
 
@@ -71,7 +71,7 @@ class Trainer:
         self.dtype = getattr(torch, config.dtype)
         self.device = torch.device(config.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device 'cuda' asked for, but torch sees no CUDA device; use --device cpu")
+            raise InputError("device 'cuda' asked for, but torch sees no CUDA device; use --device cpu")
         torch.manual_seed(config.seed)
 
         frames, self.dataset_meta = load_frames(config.dataset)
@@ -91,17 +91,17 @@ class Trainer:
         self.sets = {"train": train_data, "val": val_data}
         self.ef = EnergyForceTerms(base.basis, charge) if config.energy_force_weights else None
         if self.ef and (train_data.energies is None or train_data.forces is None):
-            raise ValueError(f"{config.dataset}: energy/force loss terms asked for, but the frames store no energies and forces")
+            raise DatasetError(f"{config.dataset}: energy/force loss terms asked for, but the frames store no energies and forces")
 
         checkpoint = self.out / "checkpoint.safetensors"
         self.step, self.best_val, self.elapsed = 0, math.inf, 0.0
         if resume:
             if not checkpoint.exists():
-                raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint}; start the run without --resume")
+                raise MissingFileError(f"--resume: no checkpoint at {checkpoint}; start the run without --resume")
             self._load_checkpoint(checkpoint)
         else:
             if checkpoint.exists():
-                raise ValueError(f"{checkpoint} exists: continue it with --resume, or choose another output folder")
+                raise InputError(f"{checkpoint} exists: continue it with --resume, or choose another output folder")
             if config.init_from:
                 new_heads = self._init_from(config.init_from, base)
                 refs = train_data.diagonal_references(range(len(train_data)))
@@ -138,16 +138,16 @@ class Trainer:
         missing = [h for h in theirs["heads"] if h not in mine["heads"]]
         if differ or missing:
             what = [f"{k}={theirs[k]!r} vs {mine[k]!r}" for k in differ] + [f"heads {theirs['heads']} not all in {mine['heads']}"] * bool(missing)
-            raise ValueError(f"init_from {name_or_path}: its architecture differs from the config's: " + ", ".join(what))
+            raise ConfigError(f"init_from {name_or_path}: its architecture differs from the config's: " + ", ".join(what))
         if "hcore" in theirs["heads"] and mine["core_baseline"] != theirs["core_baseline"]:
-            raise ValueError(f"init_from {name_or_path}: its hcore head has core_baseline={theirs['core_baseline']}, the config asks for {mine['core_baseline']}")
+            raise ConfigError(f"init_from {name_or_path}: its hcore head has core_baseline={theirs['core_baseline']}, the config asks for {mine['core_baseline']}")
         config = PhiSNetConfig.from_dict({**theirs, "heads": mine["heads"], "core_baseline": mine["core_baseline"]})
         self._build(config)
         new_heads = [h for h in mine["heads"] if h not in theirs["heads"]]
         try:
             load_weights(self.model, start.state_dict(), new=tuple(f"heads.{h}." for h in new_heads))
         except ValueError as err:
-            raise ValueError(f"init_from {name_or_path}: {err}") from None
+            raise ConfigError(f"init_from {name_or_path}: {err}") from None
         return new_heads
 
     @staticmethod
@@ -166,7 +166,7 @@ class Trainer:
             meta = json.loads(fh.metadata()["state"])
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
         if meta["splits"] != self.splits:
-            raise ValueError(f"{path} was trained on other splits than this config gives; resume with the config the run started with")
+            raise ConfigError(f"{path} was trained on other splits than this config gives; resume with the config the run started with")
         self._build(PhiSNetConfig.from_dict(meta["model"]))
         self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         self.ema = self._copy(self.model)
@@ -228,7 +228,7 @@ class Trainer:
         unmatched = [pre for pre in self.config.trainable or [] if not any(n.startswith(pre) for n in names)]
         if unmatched:
             tops = sorted({".".join(n.split(".")[:2]) for n in names})
-            raise ValueError(f"trainable prefix(es) {unmatched} match no weight; weights start with e.g. {tops[:8]}")
+            raise ConfigError(f"trainable prefix(es) {unmatched} match no weight; weights start with e.g. {tops[:8]}")
 
     def _set_trainable(self):
         """Train only the weights named by ``trainable`` (until ``trainable_until``), or all."""

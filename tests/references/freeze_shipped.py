@@ -41,10 +41,10 @@ def hamiltonian_model(name, numbers, positions):
 
 def main():
     from ase_phisnet.density.model import load_density_model
-    from ase_phisnet.model.io import read_config, resolve_model_dir
+    from ase_phisnet.model.io import read_config, read_metadata, resolve_model_dir
 
     arrays = {}
-    splits = read_config("water-pbe-def2svp")["metadata"]["splits"]
+    splits = read_metadata(resolve_model_dir("water-pbe-def2svp"), read_config("water-pbe-def2svp"))["splits"]
     test = np.sort(np.asarray(splits["test"]))[:N_FRAMES]
     with h5py.File(WATER_H5, "r") as h5:
         numbers = np.asarray(h5["numbers"])
