@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from ase.data import chemical_symbols
 from e3nn import o3
+
 from .errors import BasisError  # noqa: F401 (re-exported)
 
 #: Cartesian axis permutation from (x, y, z) to e3nn's (y, z, x) frame.

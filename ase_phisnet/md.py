@@ -27,6 +27,7 @@ import numpy as np
 from ase import units
 from ase.io import Trajectory
 from tqdm.auto import tqdm
+
 from .errors import InputError
 
 LOG_FIELDS = ["time_fs", "epot_eV", "ekin_eV", "etot_eV", "temperature_K", "gap_eV"]

@@ -16,9 +16,8 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from .basis import element_shells
+from .errors import ElectronCountError, InputError  # noqa: F401 (re-exported)
 from .units import BOHR
-from .errors import ElectronCountError, InputError# noqa: F401 (re-exported)
-
 
 
 def check_charge_multiplicity(numbers: Sequence[int], charge: int = 0, multiplicity: int = 1) -> int:

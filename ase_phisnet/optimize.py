@@ -12,6 +12,7 @@ import numpy as np
 from ase.data import covalent_radii
 from ase.io import write
 from ase.optimize import BFGS
+
 from .errors import ConvergenceError
 
 

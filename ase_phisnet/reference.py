@@ -21,9 +21,9 @@ import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 from ase.units import Debye
 
+from .errors import ConvergenceError, InputError
 from .molecule import build_mol
 from .units import BOHR, HARTREE
-from .errors import ConvergenceError, InputError
 
 
 class PySCFCalculator(Calculator):

@@ -2,7 +2,7 @@
 
 PhiSNet trains a Hamiltonian model on Hartree–Fock matrices, then fine-tunes it on CCSD(T)
 energies (and forces) through its energy expression, the HF matrices kept as a regulariser
-(``training/water-hf-def2svp.yaml``, ``training/water-ccsdt-def2svp.yaml``). The correlation
+(the stages of ``training/recipes/water-ccsdt-def2svp.yaml``). The correlation
 energy is a near-constant offset (about -0.2 Hartree, ~6 eV, for water), so energies are
 compared as *relative* energies: each set of energies is shifted by its own mean over the
 frames compared, and the mean absolute difference of what is left is reported.

@@ -114,6 +114,13 @@ FAST_TESTS = (
     "data/test_cli_data.py::test_info_merge_bad_input",
     # training: loss targets and terms, config checks (every training run takes > 15 s)
     "training/test_energy_forces.py::test_effective_core_target_reproduces_the_pbe_energy",
+    "training/test_recipe.py::test_bad_recipes_are_refused_naming_stage_and_key",
+    "training/test_recipe.py::test_cli_refuses_single_run_options_for_a_recipe",
+    "training/test_recipe.py::test_shipped_recipes_parse",
+    "training/test_recipe.py::test_command_stages_run_once_and_a_failure_names_the_stage",
+    "model/test_splits_file.py::test_lists_go_to_splits_json_and_come_back",
+    "model/test_splits_file.py::test_inline_lists_still_load",
+    "model/test_splits_file.py::test_damaged_or_missing_splits_file_is_refused",
     "training/test_energy_forces.py::test_effective_core_target_is_the_stored_hcore_for_hartree_fock",
     "training/test_energy_forces.py::test_energy_force_terms_reuse_one_exact_overlap_per_molecule",
     "training/test_energy_forces.py::test_energy_force_terms_need_both_heads",

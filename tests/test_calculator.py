@@ -13,7 +13,7 @@ from ase.calculators.calculator import PropertyNotImplementedError
 from ase_phisnet.calculator import PhiSNetCalculator
 from ase_phisnet.errors import InputError
 from ase_phisnet.model import PhiSNetConfig, build_model
-from ase_phisnet.training.data import MatrixData, load_frames, pair_distance_range
+from ase_phisnet.training.data import load_frames, pair_distance_range
 from ase_phisnet.units import HARTREE
 
 from .conftest import WATER_H5, random_energy_model

@@ -4,10 +4,9 @@ import numpy as np
 from ase.build import molecule
 from ase.io import read
 
+import ase_phisnet
 from ase_phisnet.calculator import PhiSNetCalculator
 from ase_phisnet.md import read_log, run_md
-
-import ase_phisnet
 
 
 def test_md_writes_its_record_and_continues_from_the_last_frame(tmp_path):

@@ -21,8 +21,8 @@ import numpy as np
 from ase.io import read
 
 from ase_phisnet import load_model
-from ase_phisnet.training.energy_forces import predict_energies_forces
 from ase_phisnet.training.data import load_frames
+from ase_phisnet.training.energy_forces import predict_energies_forces
 from ase_phisnet.transfer import compare_to_reference, occupied_orbital_energies, plot_energy_parity, write_report
 from ase_phisnet.units import HARTREE
 

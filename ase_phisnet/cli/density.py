@@ -69,7 +69,8 @@ def markdown(result: dict) -> str:
         "",
         "| density | eps_rho (%) | one-step Harris–Foulkes MAE (meV/atom) | one-step KS MAE (meV/atom) |",
         "|---|---|---|---|",
-        f"| route 1: from the predicted wavefunction | {cell('wavefunction_eps_rho_percent')} | {cell('wavefunction_harris_foulkes_mae_meV_per_atom')} | {cell('wavefunction_kohn_sham_mae_meV_per_atom')} |",
+        f"| route 1: from the predicted wavefunction | {cell('wavefunction_eps_rho_percent')} "
+        f"| {cell('wavefunction_harris_foulkes_mae_meV_per_atom')} | {cell('wavefunction_kohn_sham_mae_meV_per_atom')} |",
         f"| route 2: atom-centred model | {cell('density_model_eps_rho_percent')} | {cell('model_harris_foulkes_mae_meV_per_atom')} | {cell('model_kohn_sham_mae_meV_per_atom')} |",
         f"| density fit of the DFT density (route 2's floor) | {cell('density_fit_eps_rho_percent')} | {cell('fit_harris_foulkes_mae_meV_per_atom')} | {cell('fit_kohn_sham_mae_meV_per_atom')} |",
     ]
@@ -77,11 +78,11 @@ def markdown(result: dict) -> str:
 
 
 def run_evaluate(args) -> int:
+    from ..data.splits import select_split
     from ..density.evaluation import density_errors
     from ..density.model import load_density_model
     from ..model.io import load_model
     from ..training.data import load_frames
-    from ..data.splits import select_split
 
     density_model = load_density_model(args.density_model)
     model = load_model(args.model) if args.model else density_model.backbone
@@ -97,11 +98,11 @@ def run_evaluate(args) -> int:
 
 def run_cube(args) -> int:
 
+    from ..data.molecules import get_molecule
     from ..density.fitting import make_auxmol
     from ..density.model import load_density_model
     from ..electronic.grid import write_aux_density_cube
     from ..molecule import build_mol
-    from ..data.molecules import get_molecule
 
     model = load_density_model(args.density_model)
     atoms = get_molecule(args.geometry)

@@ -39,8 +39,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
 
-    from ..md import run_md
     from ..data.molecules import get_molecule
+    from ..md import run_md
 
     atoms = get_molecule(args.geometry or "water")
     summary = run_md(

@@ -36,8 +36,8 @@ def distorted_water():
 
 def run(args) -> int:
 
-    from ..optimize import compare_minima
     from ..data.molecules import get_molecule
+    from ..optimize import compare_minima
 
     start = get_molecule(args.geometry) if args.geometry else distorted_water()
     result = compare_minima(start, model=args.model, fmax=args.fmax, output=args.output)

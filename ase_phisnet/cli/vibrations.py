@@ -31,8 +31,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
 
-    from ..vibrations import compare_vibrations
     from ..data.molecules import get_molecule
+    from ..vibrations import compare_vibrations
     from .optimize import distorted_water
 
     start = get_molecule(args.geometry) if args.geometry else distorted_water()

@@ -14,9 +14,9 @@ Heavy dependencies (PySCF, tblite, h5py) are imported only when used.
 
 from .importer import import_h5
 from .label import label_frame
+from .merge import merge
 from .molecules import get_molecule
 from .splits import make_splits
-from .merge import merge
 from .store import FrameStore
 
 __all__ = ["FrameStore", "merge", "label_frame", "get_molecule", "make_splits", "import_h5"]

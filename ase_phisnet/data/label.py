@@ -45,8 +45,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import InputError, LabelError  # noqa: F401 (re-exported)
 from .store import FrameStore, make_meta
-from ..errors import InputError, LabelError# noqa: F401 (re-exported)
 
 #: Reference methods: restricted Kohn–Sham DFT, restricted Hartree–Fock, and CCSD(T) energies
 #: and forces on an RHF reference.

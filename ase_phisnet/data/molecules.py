@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+
 from ..errors import GeometryError, MissingFileError
 
 #: Friendly names for G2 molecules.

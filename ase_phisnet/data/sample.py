@@ -26,6 +26,7 @@ from typing import Sequence
 
 import numpy as np
 from ase import Atoms, units
+
 from ..errors import InputError, MissingFileError
 
 #: Samplers :func:`sample` knows.

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+
 from ..errors import DatasetError, InputError
 
 SPLIT_NAMES = ("train", "val", "test")

@@ -19,7 +19,9 @@ from .fitting import fit_density
 from .metrics import density_error_percent, dft_grid
 
 
-def density_errors(model, frames: list[dict], density_model=None, auxbasis: str | None = None, one_step: bool = True, xc: str = "pbe", grids_level: int = 3, charge: int = 0, progress: bool = True) -> dict:
+def density_errors(
+    model, frames: list[dict], density_model=None, auxbasis: str | None = None, one_step: bool = True, xc: str = "pbe", grids_level: int = 3, charge: int = 0, progress: bool = True
+) -> dict:
     """eps_rho (%) of route 1 and, given a density model or an auxbasis, of route 2 and its floor.
 
     Parameters

@@ -25,6 +25,7 @@ from functools import cached_property
 
 import numpy as np
 import scipy.linalg
+
 from ..errors import InputError
 
 #: libcint's angular factor of an s function, 1 / (2 sqrt(pi)).

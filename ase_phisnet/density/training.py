@@ -37,9 +37,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..errors import ConfigError, InputError
 from ..molecule import build_mol, check_charge_multiplicity
 from .fitting import fit_density
-from ..errors import ConfigError, InputError
 
 SOLVERS = ("ridge", "adam")
 MAX_RIDGE_WEIGHTS = 20000  # normal equations beyond this size: use solver adam

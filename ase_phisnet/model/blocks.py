@@ -22,11 +22,10 @@ from e3nn import o3
 from torch import nn
 
 from ..basis import AOBasis
-from .graph import MolecularGraph
-from ..equivariant.tensor_product import tensor_product
-from .radial import RadialMLP
 from ..equivariant.linear import EquivariantLinear
-from ..equivariant.tensor_product import ChannelwiseTensorProduct
+from ..equivariant.tensor_product import ChannelwiseTensorProduct, tensor_product
+from .graph import MolecularGraph
+from .radial import RadialMLP
 
 
 def block_irreps_and_expansion(shells_i, shells_j) -> tuple[o3.Irreps, torch.Tensor]:

@@ -10,6 +10,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+
 from ..errors import ConfigError
 
 #: Hyper-parameters of the named presets. ``paper`` is the authors' GPU configuration;

@@ -13,9 +13,9 @@ from e3nn import o3
 from torch import nn
 
 from ..equivariant.gate import GatedActivation
+from ..equivariant.linear import EquivariantLinear
 from ..equivariant.tensor_product import tensor_product
 from .radial import RadialMLP
-from ..equivariant.linear import EquivariantLinear
 
 
 class Interaction(nn.Module):

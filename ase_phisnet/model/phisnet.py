@@ -17,15 +17,15 @@ import torch
 from torch import nn
 
 from ..basis import AOBasis, default_dtype
+from ..equivariant.harmonics import spherical_harmonics
+from ..equivariant.irreps import so3_irreps
+from ..equivariant.tensor_product import ChannelwiseTensorProduct
 from ..units import BOHR
 from .blocks import MatrixHead
 from .config import PhiSNetConfig
 from .graph import MolecularGraph, build_graph
 from .interaction import Interaction
-from ..equivariant.harmonics import spherical_harmonics
-from ..equivariant.irreps import so3_irreps
 from .radial import ExpBernsteinBasis
-from ..equivariant.tensor_product import ChannelwiseTensorProduct
 
 
 class PhiSNet(nn.Module):

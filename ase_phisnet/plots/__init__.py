@@ -18,13 +18,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
+from ..errors import InputError
 from ..units import HARTREE
 from .isosurface import plot_orbital_isosurface
 from .levels import plot_level_diagram
 from .planes import PLANES, plot_density_plane, plot_orbital_plane
 from .structure import ElectronicStructure, aligned_sign, from_model, from_pyscf, orbital_index, orbital_name, reference_for
-from ..errors import InputError
 
 __all__ = [
     "ElectronicStructure",

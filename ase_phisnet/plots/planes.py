@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..electronic.grid import density_on_points, orbital_on_points
-from ..units import BOHR, HARTREE
 from ..errors import InputError
+from ..units import BOHR, HARTREE
 
 PLANES = ("auto", "molecular", "perpendicular")
 

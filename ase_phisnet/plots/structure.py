@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..molecule import build_mol, check_charge_multiplicity
 from ..errors import InputError
+from ..molecule import build_mol, check_charge_multiplicity
 
 
 @dataclass

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from ..basis import AOBasis
-from ..units import BOHR
 from ..errors import MissingFileError
+from ..units import BOHR
 
 #: Frame keys a matrix head can be trained on, by head name (``hcore`` is shifted, see
 #: :func:`ase_phisnet.training.energy_forces.effective_core_target`).

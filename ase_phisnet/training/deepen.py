@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import InputError
 from ..model import PhiSNetConfig, build_model
 from ..model.io import load_weights
-from ..errors import InputError
 
 
 def deepen(model, num_interactions: int):

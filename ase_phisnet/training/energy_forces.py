@@ -21,8 +21,8 @@ import torch
 
 from ..electronic import IntegralCache, energies_and_forces, nuclear_repulsion
 from ..electronic.properties import closed_shell_rdm1
-from ..units import BOHR
 from ..errors import InputError
+from ..units import BOHR
 
 
 def effective_core_target(frame: dict, charge: int = 0) -> np.ndarray:

@@ -28,15 +28,15 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..basis import AOBasis
 from ..atomic_files import atomic_write_bytes
+from ..basis import AOBasis
+from ..errors import ConfigError, DatasetError, InputError, MissingFileError, TrainingDiverged
 from ..model import PhiSNet, PhiSNetConfig, build_model
 from ..model.io import save_model
+from ..units import HARTREE, HARTREE_PER_BOHR
 from .config import TrainConfig
 from .data import MatrixData, load_frames, pair_distance_range
-from ..units import HARTREE, HARTREE_PER_BOHR
 from .energy_forces import EnergyForceTerms, element_counts, energy_force_loss, mse_plus_mae, offset_free
-from ..errors import ConfigError, DatasetError, InputError, MissingFileError, TrainingDiverged
 
 HARTREE_TO_MICRO = 1e6
 

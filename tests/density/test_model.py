@@ -87,7 +87,12 @@ def test_head_jacobian_reproduces_the_heads(density_model):
 def test_ridge_solver_finds_the_minimum_of_the_metric_loss(tmp_path):
     from ase_phisnet.data.splits import select_split
     from ase_phisnet.density.training import (
-        DensityFrames, DensityTrainingConfig, metric_losses, normal_equations, set_head_weights, train_density,
+        DensityFrames,
+        DensityTrainingConfig,
+        metric_losses,
+        normal_equations,
+        set_head_weights,
+        train_density,
     )
     from ase_phisnet.training.data import load_frames
     from tests.conftest import WATER_H5

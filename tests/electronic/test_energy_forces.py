@@ -5,9 +5,7 @@ import pytest
 import torch
 
 from ase_phisnet.electronic import ExactCoreHamiltonian, ExactOverlap, MolecularIntegrals, electronic_states, nuclear_repulsion
-from ase_phisnet.model import PhiSNetConfig, build_model
 from ase_phisnet.molecule import build_mol
-from ase_phisnet.training.data import MatrixData
 from ase_phisnet.units import BOHR, HARTREE
 
 from ..conftest import ETHANOL_H5, WATER_H5, random_energy_model, shared_frame

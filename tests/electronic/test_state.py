@@ -8,8 +8,7 @@ import torch
 from ase import Atoms
 from pyscf import scf
 
-from ase_phisnet.electronic import MolecularIntegrals, closed_shell_orbitals, electronic_state, orbital_energies
-from ase_phisnet.electronic import eigensolver
+from ase_phisnet.electronic import MolecularIntegrals, closed_shell_orbitals, eigensolver, electronic_state, orbital_energies
 from ase_phisnet.molecule import build_mol
 from ase_phisnet.units import BOHR
 

@@ -9,8 +9,6 @@ from ase_phisnet.equivariant.gate import GatedActivation
 from ase_phisnet.equivariant.irreps import so3_irreps
 
 
-
-
 @pytest.mark.parametrize("gated", ["2x1e+1x2e+2x1e", "1x2e+1x1e", ""])
 def test_refuses_gated_irreps_it_would_order_differently_from_e3nn(gated):
     with pytest.raises(ValueError, match="sorted and simplified"):

@@ -2,14 +2,8 @@
 product with the tensor powers of the unit vector (float64: tests/conftest.py)."""
 
 import torch
-from e3nn import o3
 
-from ase_phisnet.basis import E3NN_AXES
 from ase_phisnet.equivariant.harmonics import spherical_harmonics
-
-
-
-
 
 
 def test_keeps_leading_dimensions_and_ignores_length():

@@ -1,13 +1,12 @@
 """EquivariantLinear: e3nn's o3.Linear as one contraction per order (float64: tests/conftest.py)."""
 
-import pytest
 import torch
 from e3nn import o3
 
 from ase_phisnet.basis import AOBasis
-from ase_phisnet.model.blocks import block_irreps_and_expansion
 from ase_phisnet.equivariant.irreps import so3_irreps
 from ase_phisnet.equivariant.linear import EquivariantLinear
+from ase_phisnet.model.blocks import block_irreps_and_expansion
 
 O_BLOCK = block_irreps_and_expansion(*[AOBasis("def2-svp", [8]).shell_ls[8]] * 2)[0]
 

@@ -10,10 +10,6 @@ from ase_phisnet.equivariant.irreps import so3_irreps
 from ase_phisnet.equivariant.tensor_product import HarmonicTensorProduct
 
 
-
-
-
-
 def test_second_derivatives_of_both_products():
     """Force training differentiates the products twice: the sparse path sums' backward is a
     sparse product again (gradgradcheck in float64)."""

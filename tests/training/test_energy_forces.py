@@ -10,8 +10,8 @@ import yaml
 from pyscf import scf
 
 from ase_phisnet import load_model
-from ase_phisnet.evaluation import orbital_metrics
 from ase_phisnet.electronic import nuclear_repulsion
+from ase_phisnet.evaluation import orbital_metrics
 from ase_phisnet.molecule import build_mol
 from ase_phisnet.training import TrainConfig, Trainer
 from ase_phisnet.training.data import MatrixData, load_frames
@@ -151,8 +151,7 @@ def test_orbital_energy_loss_and_warmup_in_a_run(tmp_path):
 
 
 def test_fitted_atomic_energies_remove_the_mean_residual_and_move_no_force(tmp_path):
-    from ase_phisnet.training.energy_forces import predict_energies_forces
-    from ase_phisnet.training.energy_forces import fit_atomic_energies
+    from ase_phisnet.training.energy_forces import fit_atomic_energies, predict_energies_forces
 
     frames, _ = load_frames(WATER_H5)
     fit, check = frames[:6], frames[6:8]

@@ -52,6 +52,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     proc.wait()
     assert checkpoint.exists(), "no checkpoint before the kill"
     import json
+
     from safetensors import safe_open
 
     with safe_open(str(checkpoint), framework="pt") as fh:
