@@ -16,8 +16,10 @@ also ASE's :class:`~ase.calculators.calculator.InputError`, as ASE's own calcula
     ├── DatasetError (ValueError)                   datasets: layout, settings, conflicts
     │   └── ImportFormatError                       HDF5 reference sets not in the shared layout
     ├── MissingFileError (FileNotFoundError)        a named input file or folder does not exist
+    │   └── ReferenceDataError                      the reference-data folder or a set in it
     ├── LabelError (RuntimeError)                   PySCF labelling failed
     ├── ConvergenceError (RuntimeError)             an SCF or an optimization that did not converge
+    ├── StageFailed (RuntimeError)                  a recipe's command stage failed
     └── TrainingDiverged (RuntimeError)             non-finite loss during training
 
 Examples
@@ -75,12 +77,20 @@ class MissingFileError(PhiSNetError, FileNotFoundError):
     """A named input file or folder that does not exist."""
 
 
+class ReferenceDataError(MissingFileError):
+    """The reference-data folder, or a set in it, could not be found."""
+
+
 class LabelError(PhiSNetError, RuntimeError):
     """A PySCF labelling run that could not be done."""
 
 
 class ConvergenceError(PhiSNetError, RuntimeError):
     """A reference SCF, a coupled-cluster solve or a geometry optimization that did not converge."""
+
+
+class StageFailed(PhiSNetError, RuntimeError):
+    """A recipe's command stage exited with an error, or made no output."""
 
 
 class TrainingDiverged(PhiSNetError, RuntimeError):

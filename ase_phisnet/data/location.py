@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import InputError, MissingFileError
+from ..errors import InputError, MissingFileError, ReferenceDataError
 
 #: Environment variable naming the reference-set folder.
 ENV_VAR = "PHISNET_DATA"
@@ -40,10 +40,6 @@ DEFAULT_RELATIVE = Path("..") / "shared" / "data"
 
 #: Suffixes tried, in order, when a bare set name has none (``water_pbe_def2svp_500K``).
 SET_SUFFIXES = (".h5", ".hdf5")
-
-
-class ReferenceDataError(MissingFileError):
-    """The reference-data folder, or a set in it, could not be found (a ``FileNotFoundError``)."""
 
 
 def checkout_root() -> Path | None:

@@ -74,7 +74,7 @@ from pathlib import Path
 import yaml
 
 from ..atomic_files import atomic_write_text
-from ..errors import ConfigError, MissingFileError, PhiSNetError
+from ..errors import ConfigError, MissingFileError, StageFailed
 from .config import TrainConfig
 
 #: Top-level keys of a recipe.
@@ -109,10 +109,6 @@ STATE_FILE = "stage.json"
 SHIP_STATE = "ship.json"
 #: Programs of a command stage that mean this interpreter and this package's command.
 PROGRAMS = {"python": [sys.executable], "phisnet": [sys.executable, "-m", "ase_phisnet.cli.main"]}
-
-
-class StageFailed(PhiSNetError, RuntimeError):
-    """A command stage exited with an error, or made no output."""
 
 
 @dataclass
