@@ -105,6 +105,13 @@ class PhiSNetCalculator(Calculator):
             self._integrals = None
         return changed
 
+    def todict(self, skip_default=True):
+        """The parameters as ASE writes them into trajectories: a loaded model by its class name."""
+        params = super().todict(skip_default)
+        if isinstance(params.get("model"), torch.nn.Module):
+            params["model"] = f"<{type(params['model']).__name__} object>"
+        return params
+
     @staticmethod
     def _check_values(p) -> None:
         if p["dtype"] not in ("float32", "float64"):

@@ -1,5 +1,6 @@
 """PhiSNetCalculator: ASE results, forces against finite differences, PySCF hand-off, bad input."""
 
+import json
 import warnings
 
 import numpy as np
@@ -45,6 +46,7 @@ def test_results_units_and_conventions(energy_model):
     homo, lumo = calc.get_homo_lumo()
     assert abs((lumo - homo) - r["homo_lumo_gap"]) < 1e-12
     assert abs(atoms.get_charges().sum()) < 1e-10 and atoms.get_dipole_moment().shape == (3,)
+    assert json.loads(json.dumps(calc.todict()))["model"] == "<PhiSNet object>"  # what ASE writes into trajectories
 
 
 def test_forces_are_minus_the_energy_gradient(energy_model):
