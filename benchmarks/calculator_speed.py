@@ -1,107 +1,553 @@
-"""Energy+forces step time of PhiSNetCalculator against PySCF PBE/def2-SVP and GFN2-xTB.
+"""Energy+forces step of PhiSNetCalculator against PySCF PBE/def2-SVP and GFN2-xTB.
 
-All three run on the same geometries in the same process, one after the other, and the script
-prints time ratios (these machines are shared and noisy: compare within one run only).
-PhiSNet uses a model with F~ and H~core heads; random weights are fine for timing (pass
-``--model`` for a trained one). The PySCF step is what the calculator replaces: RKS energy plus
-analytic gradient, conv_tol 1e-9, grid level 3, from the default guess.
+Everything runs in one process, one method after the other, and the script prints ratios of
+that one run: these machines are shared and noisy, so compare rows of one run, never runs on
+different days (and never turn this into a timed test).
 
-    python benchmarks/calculator_speed.py                  # water and ethanol, 3 geometries each
-    python benchmarks/calculator_speed.py --frames 5 --device cuda
-    python benchmarks/calculator_speed.py --dtype float32   # the network and eigensolver in float32
+What is measured, per molecule:
+
+* frames: consecutive frames of an MD trajectory (10 fs apart): water and ethanol from the
+  shared reference sets, malondialdehyde and uracil sampled here with GFN2-xTB Langevin MD
+  (500 K, 0.2 ps equilibration, seeded; :func:`ase_phisnet.data.sample.sample_md`);
+* PhiSNet: ``PhiSNetCalculator(model)`` as a user gets it (float64, exact overlap, CPU),
+  one torch thread. Water runs the shipped ``water-pbe-def2svp``; the other molecules run
+  random weights in the same architecture (``small`` preset, 32 features, F~ and H~core heads,
+  ``core_baseline``), which costs the same. The model is loaded (timed), the first
+  energy+forces call of the fresh calculator is the cold call (timed, on a frame that is not
+  counted, and it is also the warm-up), then each of ``--frames`` other frames is evaluated
+  once: ``atoms.get_forces()`` then ``atoms.get_potential_energy()`` from the same step;
+* PySCF: what the calculator replaces, RKS PBE/def2-SVP, grid level 3 (PySCF's default),
+  conv_tol 1e-9, default initial guess, energy + analytic gradient, on the first
+  ``--pyscf-frames`` of those frames, one thread (``pyscf.lib.num_threads``); PySCF's one-time
+  set-up is paid beforehand by an untimed H2 calculation with the same settings;
+* GFN2-xTB (tblite's ASE calculator) on the same frames as PhiSNet, after one warm-up; "n/a"
+  where tblite is not installed (its OpenMP threads follow ``OMP_NUM_THREADS``);
+* where one PhiSNet step goes (approximate): the calculator's building blocks called one by
+  one with timers (graph, network forward, network backward, exact integrals S and T + V_nuc
+  with their derivatives, eigensolver and energy expression, dipole and charges), against the
+  full calculator step on the same frames; "other" is the difference (ASE bookkeeping, input
+  checks, conversions).
+
+The ratio is PySCF's mean step over PhiSNet's median step; "reach" is that ratio as a fraction
+of 1000x (the paper's claim), and "PhiSNet / xTB" how many xTB steps one PhiSNet step costs.
+
+Examples (from the repository root, ``.venv`` active)::
+
+    OMP_NUM_THREADS=1 python benchmarks/calculator_speed.py                               # water and ethanol, 20 frames
+    OMP_NUM_THREADS=1 python benchmarks/calculator_speed.py --molecules water --frames 3 --pyscf-frames 1   # under a minute
+    OMP_NUM_THREADS=1 python benchmarks/calculator_speed.py --molecules water ethanol malondialdehyde uracil --json speed.json
+    OMP_NUM_THREADS=1 python benchmarks/calculator_speed.py --dtype float32                # the whole step in float32
+    OMP_NUM_THREADS=1 python benchmarks/calculator_speed.py --pyscf-frames 0 --no-xtb      # PhiSNet and its breakdown only
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import datetime
+import json
+import os
+import platform
 import statistics
+import subprocess
+import sys
 import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from ase import Atoms
 
-MOLECULES = {"water": "../shared/data/water_pbe_def2svp_500K.h5", "ethanol": "../shared/data/ethanol_pbe_def2svp_500K.h5"}
+ROOT = Path(__file__).resolve().parents[1]
+
+#: The speed target: PySCF time over PhiSNet time, one thread, float64, default configuration.
+REACH_RATIO = 1000
 
 
-def timed(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+@dataclass(frozen=True)
+class MoleculeSpec:
+    """Where a molecule's frames and model come from, and the speed target for it."""
+
+    reference_set: str | None  #: shared HDF5 set (consecutive frames are 10 fs apart); None: sample with xTB MD
+    model: str | None  #: shipped model name; None: random weights in the shipped architecture
+    pyscf_frames: int  #: default number of PySCF frames (ethanol ~10 s, malondialdehyde ~17 s, uracil ~51 s each)
+    target_ratio: float | None  #: PySCF / PhiSNet asked for; None: reported only
+    seed: int = 0  #: seed of the xTB MD sampling (sampled molecules only)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--frames", type=int, default=3)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float64", choices=["float64", "float32"], help="PhiSNet's precision (float64: finite-difference-exact forces)")
-    p.add_argument("--preset", default="small")
-    p.add_argument("--features", type=int, default=32, help="features of the random-weight model (shipped water model: 32)")
-    p.add_argument("--model", help="trained model with an hcore head (default: random weights)")
-    args = p.parse_args()
+MOLECULES = {
+    "water": MoleculeSpec("water_pbe_def2svp_500K.h5", "water-pbe-def2svp", 3, 200),
+    "ethanol": MoleculeSpec("ethanol_pbe_def2svp_500K.h5", None, 2, 300),
+    "malondialdehyde": MoleculeSpec(None, None, 1, None, seed=11),
+    "uracil": MoleculeSpec(None, None, 1, None, seed=12),
+}
 
-    from pyscf import dft, lib
+#: xTB Langevin MD for molecules without a shared set: the shared sets' protocol, shorter equilibration.
+SAMPLING = dict(temperature=500.0, equilibration_ps=0.2, stride_fs=10.0, timestep_fs=0.5, friction=0.01)
+
+#: The random-weight model: the shipped water model's architecture.
+RANDOM_MODEL = dict(preset="small", features=32, heads=["fock", "hcore"], core_baseline=True)
+
+#: Parts of the breakdown, in the order they run within a step.
+BREAKDOWN_PARTS = ("graph", "forward", "integrals", "eigensolver", "backward", "properties")
+
+
+# ---------------------------------------------------------------------------- helpers
+class Timer:
+    """Wall-clock seconds of a ``with`` block (``synchronize`` first on a CUDA device)."""
+
+    def __init__(self, device: str = "cpu"):
+        self.cuda = str(device).startswith("cuda")
+        self.s = float("nan")
+
+    def __enter__(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            torch.cuda.synchronize()
+        self.s = time.perf_counter() - self._t0
+        return False
+
+
+def median_ms(times_s) -> float:
+    return 1e3 * statistics.median(times_s) if len(times_s) else float("nan")
+
+
+def mean_ms(times_s) -> float:
+    return 1e3 * statistics.fmean(times_s) if len(times_s) else float("nan")
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
 
     try:
-        from tblite.ase import TBLite
-    except ImportError:  # the GFN2-xTB column is left empty where tblite is not installed
-        TBLite = None
+        return version(package)
+    except PackageNotFoundError:
+        return None
 
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def machine_info() -> dict:
+    """CPU, versions, threads, date and commit of this run."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from pyscf import lib
+
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "pyscf": _version("pyscf"),
+        "tblite": _version("tblite"),
+        "ase": _version("ase"),
+        "torch_threads": torch.get_num_threads(),
+        "pyscf_threads": lib.num_threads(),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "commit": _git("rev-parse", "--short", "HEAD"),
+        "uncommitted_changes": None if dirty is None else bool(dirty),
+    }
+
+
+# ---------------------------------------------------------------------------- frames
+def load_frames(name: str, n_frames: int, first: int = 0) -> tuple[list[Atoms], dict]:
+    """``n_frames`` consecutive MD frames of a molecule (Å), and where they came from.
+
+    Shared sets: frames ``first, first + 1, ...`` of the set (10 fs apart). Other molecules:
+    a GFN2-xTB Langevin trajectory sampled here (:data:`SAMPLING`, the molecule's seed).
+    """
+    spec = MOLECULES[name]
+    if spec.reference_set is not None:
+        import h5py
+
+        from ase_phisnet.data.location import reference_set
+
+        path = reference_set(spec.reference_set)
+        with h5py.File(path, "r") as fh:
+            numbers = np.asarray(fh["numbers"][()]).reshape(-1)
+            available = fh["positions"].shape[0]
+            if first + n_frames > available:
+                raise SystemExit(f"{path.name} has {available} frames; {first + n_frames} asked for")
+            positions = np.asarray(fh["positions"][first : first + n_frames], dtype=np.float64)
+        frames = [Atoms(numbers=numbers, positions=p) for p in positions]
+        return frames, {"source": path.name, "frames": f"{first}..{first + n_frames - 1}", "stride_fs": 10.0}
+    from ase_phisnet.data.sample import sample
+
+    with Timer() as t:
+        frames = sample(name, n_frames, sampler="md", seed=spec.seed, progress=False, **SAMPLING)
+    return frames, {"source": "GFN2-xTB Langevin MD sampled here", **SAMPLING, "seed": spec.seed, "sampling_s": t.s}
+
+
+# ---------------------------------------------------------------------------- PhiSNet
+def make_calculator(name: str, numbers, dtype: str = "float64", device: str = "cpu"):
+    """A fresh ``PhiSNetCalculator`` for the molecule, and the seconds its model took to load.
+
+    Shipped model: ``PhiSNetCalculator(name)`` (the load reads and checks the weights). Random
+    weights: the shipped architecture built in ``dtype`` with seed 0, then handed over.
+    """
     from ase_phisnet.calculator import PhiSNetCalculator
     from ase_phisnet.model import PhiSNetConfig, build_model
-    from ase_phisnet.model.io import load_model
-    from ase_phisnet.molecule import build_mol
-    from ase_phisnet.training.data import load_frames
 
-    print(f"PhiSNet on {args.device} in {args.dtype}, {torch.get_num_threads()} torch threads; PySCF on {lib.num_threads()} threads")
-    print("| molecule | PhiSNet E+F (ms) | page faults per PhiSNet step | PySCF PBE E+F (ms) | GFN2-xTB E+F (ms) | PySCF / PhiSNet | xTB / PhiSNet |")
-    print("|---|---|---|---|---|---|---|")
-    for name, path in MOLECULES.items():
-        frames, _ = load_frames(path)
-        frames = frames[: args.frames]
-        numbers = frames[0]["numbers"]
-        if args.model:
-            model = load_model(args.model, device=args.device, dtype=getattr(torch, args.dtype))
+    spec = MOLECULES[name]
+    kwargs = {} if (dtype == "float64" and device == "cpu") else {"dtype": dtype, "device": device}
+    with Timer(device) as t:
+        if spec.model is not None:
+            calc = PhiSNetCalculator(spec.model, **kwargs)
         else:
             torch.manual_seed(0)
-            # the shipped water model's architecture (H~core on top of the exact T + V_nuc)
-            cfg = PhiSNetConfig.from_preset(args.preset, elements=sorted(set(numbers.tolist())), heads=["fock", "hcore"], features=args.features, core_baseline=True)
-            model = build_model(cfg, getattr(torch, args.dtype), args.device)
-        calc = PhiSNetCalculator(model, device=args.device, dtype=args.dtype)
-        xtb = TBLite(method="GFN2-xTB", verbosity=0) if TBLite else None
-        t_ml, t_dft, t_xtb, faults = [], [], [], []
-        for f in frames:
-            atoms = Atoms(numbers=f["numbers"], positions=f["positions"])
+            cfg = PhiSNetConfig.from_preset(RANDOM_MODEL["preset"], elements=sorted(set(int(z) for z in numbers)), **{k: v for k, v in RANDOM_MODEL.items() if k != "preset"})
+            calc = PhiSNetCalculator(build_model(cfg, getattr(torch, dtype), device), **kwargs)
+    return calc, t.s
 
-            def step_ml():
-                atoms.calc = calc
-                calc.reset()
-                atoms.get_forces()
 
-            def step_dft():
-                mf = dft.RKS(build_mol(f["numbers"], f["positions"]), xc="pbe")
-                mf.conv_tol = 1e-9
-                mf.kernel()
-                mf.nuc_grad_method().kernel()
+def energy_forces(atoms: Atoms, positions, device: str = "cpu") -> float:
+    """Seconds of one step at ``positions``: forces, then the energy of the same step."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights: "HOMO-LUMO gap collapsed" on every step
+        with Timer(device) as t:
+            atoms.positions = positions
+            atoms.get_forces()
+            atoms.get_potential_energy()
+    return t.s
 
-            def step_xtb():
-                atoms.calc = xtb
-                xtb.reset()
-                atoms.get_forces()
 
-            step_ml()  # warm-up: e3nn code generation, PySCF Mole set-up
-            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            t_ml.append(timed(step_ml, 5))
-            faults.append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
-            t_dft.append(timed(step_dft, 1))
-            t_xtb.append(timed(step_xtb, 5) if xtb else float("nan"))
-        ml, ref, xt = (1e3 * float(np.mean(t)) for t in (t_ml, t_dft, t_xtb))
-        xt_ms, xt_ratio = (f"{xt:.2f}", f"{xt / ml:.3g}x") if xtb else ("n/a", "n/a")
-        print(f"| {name} | {ml:.1f} | {np.mean(faults):.0f} | {ref:.0f} | {xt_ms} | {ref / ml:.0f}x | {xt_ratio} |")
+def time_phisnet(calc, frames: list[Atoms], device: str = "cpu") -> dict:
+    """Cold first call on ``frames[0]`` (the warm-up, not counted), then one step on each other frame."""
+    atoms = frames[0].copy()
+    atoms.calc = calc
+    cold_s = energy_forces(atoms, frames[0].positions, device)
+    steps_s = [energy_forces(atoms, f.positions, device) for f in frames[1:]]
+    return {"cold_first_call_s": cold_s, "step_s": steps_s}
+
+
+def step_breakdown(calc, frames: list[Atoms], device: str = "cpu", repeats: int = 3) -> dict:
+    """Where one calculator step goes (ms, medians), by calling its parts one by one.
+
+    ``frames[0]`` warms the hand-made path up (not counted); the other frames are done
+    ``repeats`` times over, to damp a shared machine's noise. Each time: the full calculator
+    step (as in :func:`time_phisnet`), then the same step rebuilt from the calculator's
+    building blocks with a timer around each:
+
+    * ``graph``: the pair-list check and reused graph layout (``calc._graph``);
+    * ``forward``: ``model(graph)`` and the AO reordering of F~ and H~core;
+    * ``integrals``: exact S and T + V_nuc with their derivative integrals (PySCF ``intor``),
+      and the backward contractions of those derivatives with dE/dS and dE/dh;
+    * ``eigensolver``: ``F C = S C eps``, P, the energy expression, and their backward;
+    * ``backward``: the network's backward, dE/dF~ and dE/dH~core to dE/dR;
+    * ``properties``: dipole (``int1e_r``) and Mulliken charges.
+
+    The parts are cut at detached leaves, so each backward runs alone; their forces equal the
+    calculator's (``max_force_difference_eV_per_A`` says by how much). ``other`` is the full step
+    minus the parts, of the same repeat. Each figure is a median over the repeats, so the medians
+    need not add up to the full step; ``fastest_ms`` gives the minima. Approximate: the parts run
+    outside the calculator, on a shared machine.
+    """
+    from ase_phisnet.electronic import closed_shell_orbitals, nuclear_repulsion
+    from ase_phisnet.electronic.properties import dipole_moment, mulliken_charges
+    from ase_phisnet.units import BOHR, HARTREE
+
+    model = calc.model
+    numbers = frames[0].get_atomic_numbers()
+    integrals = calc._integrals(numbers)  # the calculator's own PySCF Mole and integral objects
+    param = next(model.parameters())
+    n_ao = model.basis.n_ao(numbers)
+    Z = torch.as_tensor(integrals.numbers, device=param.device)
+    atomic = model.atomic_energy(numbers)
+    atoms = frames[0].copy()
+    atoms.calc = calc
+    rows, force_diff = [], 0.0
+    for k, frame in enumerate([frames[0]] + list(frames[1:]) * repeats):
+        full_s = energy_forces(atoms, frame.positions, device)
+        t = {p: Timer(device) for p in BREAKDOWN_PARTS}
+        R = torch.tensor(frame.positions / BOHR, dtype=param.dtype, device=param.device, requires_grad=True)
+        with t["graph"]:
+            graph = calc._graph(numbers, R, ("positions",))
+        with t["forward"]:
+            outputs = model(graph)
+            F_net, H_net = (model.basis.to_pyscf_order(outputs[h][0, :n_ao, :n_ao], numbers) for h in ("fock", "hcore"))
+        R_int = R.detach().requires_grad_(True)
+        with Timer(device) as int_fwd:
+            S = integrals.overlap(R_int)
+            h = integrals.core(R_int) if model.config.core_baseline else None
+        F, H, S_leaf, R_nn = F_net.detach().requires_grad_(True), H_net.detach().requires_grad_(True), S.detach().requires_grad_(True), R.detach().requires_grad_(True)
+        h_leaf = h.detach().requires_grad_(True) if h is not None else None
+        with Timer(device) as eig:
+            P, eps, C = closed_shell_orbitals(F, S_leaf, integrals.n_occ)
+            H_total = H + h_leaf if h_leaf is not None else H
+            E = nuclear_repulsion(Z, R_nn) + 0.5 * (P * (F + H_total)).sum((-1, -2)) + atomic
+            leaves = [F, H, S_leaf, R_nn] + ([h_leaf] if h_leaf is not None else [])
+            gF, gH, gS, gR_nn, *gh = torch.autograd.grad(E, leaves)
+        with Timer(device) as int_bwd:
+            (gR_int,) = torch.autograd.grad([S] + ([h] if h is not None else []), R_int, [gS] + gh)
+        with t["backward"]:
+            (gR_net,) = torch.autograd.grad([F_net, H_net], R, [gF, gH])
+        with t["properties"]:
+            P_np, S_np = P.detach().cpu().double().numpy(), S.detach().cpu().double().numpy()
+            integrals.mol.set_geom_(frame.positions / BOHR, unit="Bohr", symmetry=False)
+            dipole_moment(integrals.mol, P_np)
+            mulliken_charges(integrals.mol, P_np, S_np)
+        t["integrals"].s = int_fwd.s + int_bwd.s
+        t["eigensolver"].s = eig.s
+        forces = -(gR_nn + gR_int + gR_net).detach().cpu().double().numpy() * HARTREE / BOHR
+        force_diff = max(force_diff, float(np.abs(forces - calc.results["forces"]).max()))
+        if k == 0:
+            continue  # the first frame warms the hand-made path up; not counted
+        parts_s = {f"{p}_s": t[p].s for p in BREAKDOWN_PARTS}
+        rows.append({"full_step_s": full_s, **parts_s, "other_s": full_s - sum(parts_s.values())})
+    return {
+        "frames": len(frames) - 1,
+        "repeats": repeats,
+        **{f"{p}_ms": median_ms([r[f"{p}_s"] for r in rows]) for p in ("full_step", *BREAKDOWN_PARTS, "other")},
+        "fastest_ms": {p: 1e3 * min(r[f"{p}_s"] for r in rows) for p in ("full_step", *BREAKDOWN_PARTS)},
+        "max_force_difference_eV_per_A": force_diff,
+        "per_frame": rows,
+    }
+
+
+# ---------------------------------------------------------------------------- references
+def pyscf_step(numbers, positions) -> float:
+    """Seconds of a PBE/def2-SVP energy + analytic gradient (grid 3, conv_tol 1e-9, default guess)."""
+    from pyscf import dft
+
+    from ase_phisnet.molecule import build_mol
+
+    with Timer() as t:
+        mf = dft.RKS(build_mol(numbers, positions), xc="pbe")
+        mf.grids.level = 3  # PySCF's default, stated
+        mf.conv_tol = 1e-9
+        mf.kernel()
+        mf.nuc_grad_method().kernel()
+    if not mf.converged:
+        warnings.warn("a PySCF reference did not converge; its time is still counted", stacklevel=2)
+    return t.s
+
+
+def warm_up_pyscf() -> None:
+    """Pay PySCF's one-time costs (libxc, grids, gradient modules) on H2, untimed."""
+    pyscf_step([1, 1], [[0.0, 0.0, 0.0], [0.0, 0.0, 0.74]])
+
+
+def time_pyscf(frames: list[Atoms]) -> list[float]:
+    return [pyscf_step(f.get_atomic_numbers(), f.positions) for f in frames]
+
+
+def time_xtb(frames: list[Atoms]) -> list[float] | None:
+    """GFN2-xTB steps (seconds) on ``frames[1:]`` after a warm-up on ``frames[0]``; None without tblite."""
+    try:
+        from tblite.ase import TBLite
+    except ImportError:
+        return None
+    atoms = frames[0].copy()
+    atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
+    energy_forces(atoms, frames[0].positions)
+    return [energy_forces(atoms, f.positions) for f in frames[1:]]
+
+
+# ---------------------------------------------------------------------------- one molecule
+def benchmark_molecule(
+    name: str, n_frames: int, pyscf_frames: int, dtype: str = "float64", device: str = "cpu", xtb: bool = True, breakdown_frames: int = 5, breakdown_repeats: int = 3
+) -> dict:
+    """Every number of one molecule: frames, PhiSNet, PySCF, xTB, the breakdown (times in s and ms)."""
+    frames, origin = load_frames(name, n_frames + 1)  # frame 0: the cold call and warm-up
+    numbers = frames[0].get_atomic_numbers()
+    calc, load_s = make_calculator(name, numbers, dtype, device)
+    ml = time_phisnet(calc, frames, device)
+    n_ao = calc.model.basis.n_ao(numbers)
+    breakdown = step_breakdown(calc, frames[: breakdown_frames + 1], device, breakdown_repeats) if breakdown_frames > 0 else None
+    pyscf_s = time_pyscf(frames[1 : 1 + pyscf_frames])
+    xtb_s = time_xtb(frames) if xtb else None
+    step_median, step_mean = median_ms(ml["step_s"]), mean_ms(ml["step_s"])
+    pyscf_mean = mean_ms(pyscf_s)
+    xtb_median = median_ms(xtb_s) if xtb_s else float("nan")
+    ratio = pyscf_mean / step_median
+    spec = MOLECULES[name]
+    return {
+        "molecule": name,
+        "formula": frames[0].get_chemical_formula(),
+        "atoms": len(numbers),
+        "aos": int(n_ao),
+        "frames": origin,
+        "model": spec.model or f"random weights: {RANDOM_MODEL}",
+        "dtype": dtype,
+        "device": device,
+        "model_load_ms": 1e3 * load_s,
+        "cold_first_call_ms": 1e3 * ml["cold_first_call_s"],
+        "phisnet_frames": len(ml["step_s"]),
+        "phisnet_step_median_ms": step_median,
+        "phisnet_step_mean_ms": step_mean,
+        "phisnet_step_ms": [1e3 * s for s in ml["step_s"]],
+        "pyscf_frames": len(pyscf_s),
+        "pyscf_mean_ms": pyscf_mean,
+        "pyscf_ms": [1e3 * s for s in pyscf_s],
+        "xtb_median_ms": xtb_median,
+        "xtb_ms": [1e3 * s for s in xtb_s] if xtb_s else None,
+        "ratio_pyscf_over_phisnet": ratio,
+        "reach_fraction_of_1000x": ratio / REACH_RATIO,
+        "phisnet_over_xtb": step_median / xtb_median if xtb_s else float("nan"),
+        "target_ratio": spec.target_ratio,
+        # the targets are for the default configuration: float64, on the CPU, one thread
+        "target_met": bool(ratio >= spec.target_ratio) if spec.target_ratio and np.isfinite(ratio) and (dtype, device, torch.get_num_threads()) == ("float64", "cpu", 1) else None,
+        "breakdown": breakdown,
+    }
+
+
+# ---------------------------------------------------------------------------- output
+def _num(x, fmt: str) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else format(x, fmt)
+
+
+def _times(x) -> str:
+    """A ratio as ``"23x"`` (``"0.52x"`` below 10), or ``"n/a"``."""
+    return "n/a" if x is None or not np.isfinite(x) else f"{x:.0f}x" if x >= 10 else f"{x:.2g}x"
+
+
+def results_table(rows: list[dict]) -> str:
+    """The markdown table of the run (one row per molecule)."""
+    head = (
+        "| molecule | AOs | PhiSNet median (ms) | PhiSNet mean (ms) | cold first call (ms) | model load (ms) "
+        "| PySCF (ms) | xTB (ms) | PySCF / PhiSNet | reach (of 1000x) | PhiSNet / xTB | target |"
+    )
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    for r in rows:
+        verdict = {True: "met", False: "not met", None: "not judged"}[r["target_met"]]
+        target = "reported" if r["target_ratio"] is None else f"{r['target_ratio']:.0f}x ({verdict})"
+        lines.append(
+            f"| {r['molecule']} | {r['aos']} | {_num(r['phisnet_step_median_ms'], '.1f')} | {_num(r['phisnet_step_mean_ms'], '.1f')} "
+            f"| {_num(r['cold_first_call_ms'], '.0f')} | {_num(r['model_load_ms'], '.0f')} | {_num(r['pyscf_mean_ms'], ',.0f')} "
+            f"| {_num(r['xtb_median_ms'], '.2f')} | {_times(r['ratio_pyscf_over_phisnet'])} | {_num(r['reach_fraction_of_1000x'], '.3f')} "
+            f"| {_times(r['phisnet_over_xtb'])} | {target} |"
+        )
+    return "\n".join(lines)
+
+
+def breakdown_table(rows: list[dict]) -> str:
+    """Where one PhiSNet step goes, ms and share of the full step (approximate)."""
+    labels = {
+        "graph": "graph",
+        "forward": "network forward",
+        "backward": "network backward",
+        "integrals": "integrals S, T+V_nuc + derivatives",
+        "eigensolver": "eigensolver + energy (fwd+bwd)",
+        "properties": "dipole + charges",
+    }
+    order = ("forward", "backward", "integrals", "eigensolver", "graph", "properties")
+    head = "| molecule | full step (ms) | " + " | ".join(labels[p] for p in order) + " | other | forces check (eV/Å) |"
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    for r in rows:
+        b = r["breakdown"]
+        if b is None:
+            continue
+        full = b["full_step_ms"]
+        cells = [f"{b[f'{p}_ms']:.2f} ({100 * b[f'{p}_ms'] / full:.0f}%)" for p in (*order, "other")]
+        lines.append(f"| {r['molecule']} | {full:.1f} | " + " | ".join(cells) + f" | {b['max_force_difference_eV_per_A']:.1e} |")
+    return "\n".join(lines)
+
+
+def report(rows: list[dict], machine: dict, args) -> str:
+    torch_threads, pyscf_threads = machine["torch_threads"], machine["pyscf_threads"]
+    out = [
+        f"{machine['date']}, commit {machine['commit'] or 'unknown'}{' (with uncommitted changes)' if machine['uncommitted_changes'] else ''}; "
+        f"{machine['cpu']} ({machine['cpu_count']} CPUs); torch {machine['torch']}, PySCF {machine['pyscf']}, tblite {machine['tblite'] or 'not installed'}",
+        f"PhiSNet: PhiSNetCalculator(model) on {args.device} in {args.dtype}, exact overlap, {torch_threads} torch thread(s); "
+        f"PySCF: RKS PBE/def2-SVP, grid 3, conv_tol 1e-9, E + analytic gradient, {pyscf_threads} thread(s); "
+        f"xTB: GFN2-xTB (tblite), OMP_NUM_THREADS={machine['OMP_NUM_THREADS'] or 'unset'}",
+        "",
+        results_table(rows),
+        "",
+        "PhiSNet: one energy+forces step on each of the frames after a cold first call on another frame; "
+        "PySCF: mean over its frames; xTB: median over PhiSNet's frames. Ratios: PySCF mean / PhiSNet median.",
+    ]
+    for r in rows:
+        f = r["frames"]
+        sampled = f" (sampling {f['sampling_s']:.0f} s)" if "sampling_s" in f else ""
+        out.append(f"  {r['molecule']}: {r['phisnet_frames']} frames + 1 from {f['source']}{sampled}; PySCF on {r['pyscf_frames']}; model: {r['model']}")
+    if any(r["breakdown"] for r in rows):
+        b = next(r["breakdown"] for r in rows if r["breakdown"])
+        out += [
+            "",
+            f"Where one PhiSNet step goes (approximate: the calculator's parts called one by one, median of {b['frames']} frames x {b['repeats']}; "
+            "integrals and eigensolver include their backward; other = full step - parts of the same repeat: ASE, input checks, conversions; "
+            "medians need not add up):",
+            "",
+            breakdown_table(rows),
+        ]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------- main
+def _finite(x):
+    """``x`` with NaN and infinities as None (strict JSON) and NumPy scalars as Python numbers."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    if isinstance(x, (np.floating, np.integer)):
+        x = x.item()
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    return x
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--molecules", nargs="+", default=["water", "ethanol"], choices=list(MOLECULES), help="default: water ethanol")
+    p.add_argument("--frames", type=int, default=20, help="timed frames per molecule, each evaluated once (default 20; one more is the cold call)")
+    p.add_argument("--pyscf-frames", type=int, help="PySCF frames per molecule (default: water 3, ethanol 2, malondialdehyde and uracil 1)")
+    p.add_argument("--breakdown-frames", type=int, default=5, help="frames of the step breakdown (0: none)")
+    p.add_argument("--breakdown-repeats", type=int, default=3, help="times each breakdown frame is done (default 3)")
+    p.add_argument("--dtype", default="float64", choices=["float64", "float32"], help="the calculator's dtype (default float64, as a user gets it)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1, help="torch and PySCF threads (default 1)")
+    p.add_argument("--no-xtb", action="store_true", help="skip GFN2-xTB")
+    p.add_argument("--json", type=Path, help="write every number, with the machine, to this file")
+    args = p.parse_args(argv)
+    if args.frames < 1:
+        p.error("--frames must be >= 1")
+    if args.pyscf_frames is not None and not 0 <= args.pyscf_frames <= args.frames:
+        p.error("--pyscf-frames must be between 0 and --frames")
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    from pyscf import lib
+
+    torch.set_num_threads(args.threads)
+    lib.num_threads(args.threads)
+    machine = machine_info()
+    if any(MOLECULES[m].pyscf_frames for m in args.molecules) and args.pyscf_frames != 0:
+        warm_up_pyscf()
+    rows = []
+    for name in args.molecules:
+        n_pyscf = MOLECULES[name].pyscf_frames if args.pyscf_frames is None else args.pyscf_frames
+        print(f"{name}: {args.frames} frames, {min(n_pyscf, args.frames)} PySCF ...", file=sys.stderr, flush=True)
+        rows.append(benchmark_molecule(name, args.frames, min(n_pyscf, args.frames), args.dtype, args.device, not args.no_xtb, min(args.breakdown_frames, args.frames), args.breakdown_repeats))
+    print(report(rows, machine, args))
+    result = {"machine": machine, "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "molecules": rows}
+    if args.json:
+        args.json.write_text(json.dumps(_finite(result), indent=1) + "\n")
+        print(f"\nwrote {args.json}")
+    return result
 
 
 if __name__ == "__main__":
