@@ -21,6 +21,7 @@ Examples
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,8 @@ def run_md(
     dtype: str = "float64",
     progress: bool = True,
 ) -> dict:
-    """Run MD with the PhiSNet calculator; returns a summary (steps, drift, mean temperature).
+    """Run MD with the PhiSNet calculator; returns a summary (frames, drift, mean temperature,
+    wall time and steps per second of this run).
 
     Parameters
     ----------
@@ -118,12 +120,14 @@ def run_md(
 
     dyn.attach(record, interval=interval)  # ASE also calls it before the first step
     dyn.attach(lambda: bar.update(1), interval=1)
+    started = time.perf_counter()
     try:
         dyn.run(steps)
     finally:
         bar.close()
         traj.close()
         log_fh.close()
+    wall_s = time.perf_counter() - started
     log = read_log(log_path)
     plot_md_log(log, out / "md_energies.png", title=f"{ensemble.upper()} MD, {timestep_fs} fs step")
     t_ps = log["time_fs"] / 1000
@@ -135,6 +139,8 @@ def run_md(
         "etot_spread_meV": float(np.ptp(log["etot_eV"]) * 1e3),
         "mean_temperature_K": float(log["temperature_K"].mean()),
         "gap_range_eV": [float(log["gap_eV"].min()), float(log["gap_eV"].max())],
+        "wall_time_s": wall_s,
+        "steps_per_second": steps / wall_s,
         "output": str(out),
     }
 

@@ -13,6 +13,7 @@ def test_md_writes_its_record_and_continues_from_the_last_frame(tmp_path):
     model = ase_phisnet.load_model("water-pbe-def2svp")
     first = run_md(molecule("H2O"), tmp_path, model=PhiSNetCalculator(model), steps=20, interval=5, progress=False)
     assert first["frames"] == 5 and first["time_fs"] == 5.0
+    assert first["wall_time_s"] > 0 and abs(first["steps_per_second"] * first["wall_time_s"] - 20) < 1e-9
     last = read(tmp_path / "md.traj", -1)
     second = run_md(molecule("H2O"), tmp_path, model=PhiSNetCalculator(model), steps=10, interval=5, progress=False)
     log = read_log(tmp_path / "md_log.csv")
@@ -36,5 +37,8 @@ def test_md_cli_reports_bad_input(tmp_path):
     assert out.returncode == 2 and "missing.xyz does not exist" in out.stderr
     out = cli("md", "-o", tmp_path / "md", "--steps", "0")
     assert out.returncode == 2 and "steps and interval must be positive" in out.stderr
+    out = cli("md", "-o", tmp_path / "md", "--steps", "2", "--interval", "1", "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1].startswith("2 steps in ") and "steps/s" in out.stdout  # the run's speed, last
     out = cli("optimize", tmp_path / "missing.xyz", "-o", tmp_path / "opt")
     assert out.returncode == 2 and "does not exist" in out.stderr

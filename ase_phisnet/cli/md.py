@@ -38,7 +38,6 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-
     from ..data.molecules import get_molecule
     from ..md import run_md
 
@@ -57,4 +56,6 @@ def run(args) -> int:
         progress=not args.no_progress,
     )
     print(json.dumps(summary, indent=2))
+    rate = summary["steps_per_second"]
+    print(f"{args.steps} steps in {summary['wall_time_s']:.1f} s: {rate:.1f} steps/s ({1e3 / rate:.1f} ms per step)")
     return 0
