@@ -39,13 +39,12 @@ import torch
 from ase.data import chemical_symbols
 from e3nn import o3
 
-from .errors import BasisError  # noqa: F401 (re-exported)
+from .errors import BasisError
 
 #: Cartesian axis permutation from (x, y, z) to e3nn's (y, z, x) frame.
 E3NN_AXES = np.array([1, 2, 0])
 #: Index permutation of one p shell from PySCF's (px, py, pz) to the standard (py, pz, px).
 P_SHELL_TO_IRREPS = np.array([1, 2, 0])
-
 
 
 def element_shells(basis: str | dict, Z: int) -> tuple[int, ...]:

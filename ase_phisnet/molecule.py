@@ -16,7 +16,7 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from .basis import element_shells
-from .errors import ElectronCountError, InputError  # noqa: F401 (re-exported)
+from .errors import ElectronCountError, InputError
 from .units import BOHR
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ImportFormatError  # noqa: F401 (re-exported)
+from ..errors import ImportFormatError
 from .store import AO_ORDER, FRAME_KEYS, UNITS, FrameStore, make_meta
 
 #: File attributes an HDF5 set must have.

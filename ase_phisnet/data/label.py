@@ -45,7 +45,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import InputError, LabelError  # noqa: F401 (re-exported)
+from ..errors import InputError, LabelError
 from .store import FrameStore, make_meta
 
 #: Reference methods: restricted Kohn–Sham DFT, restricted Hartree–Fock, and CCSD(T) energies
@@ -53,7 +53,6 @@ from .store import FrameStore, make_meta
 METHODS = ("rks", "rhf", "ccsd(t)")
 #: Thread-count variables set to 1 for worker processes.
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
 
 
 # ---------------------------------------------------------------------------------- settings

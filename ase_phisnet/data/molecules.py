@@ -146,7 +146,6 @@ H    -2.1316    0.7716    0.0133
 COMMON_FORMATS = "xyz, extxyz, traj, pdb, cif, sdf, mol, gen, POSCAR/CONTCAR, Gaussian/ORCA input"
 
 
-
 def molecule_names() -> list[str]:
     """The friendly names :func:`get_molecule` accepts besides ASE's own molecule names."""
     return sorted(set(G2_ALIASES) | set(EXTRA_GEOMETRIES))

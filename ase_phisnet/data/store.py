@@ -41,7 +41,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from ..atomic_files import atomic_write_bytes, atomic_write_text, fsync_dir, write_temp
-from ..errors import DatasetError  # noqa: F401 (re-exported)
+from ..errors import DatasetError
 
 #: Version of the on-disk layout written by this module.
 FORMAT_VERSION = 1
@@ -88,7 +88,6 @@ META_FILE = "dataset.json"
 FRAMES_DIR = "frames"
 LOCK_FILE = ".lock"
 _FRAME_RE = re.compile(r"^(\d+)\.npz$")
-
 
 
 # ---------------------------------------------------------------------------------- metadata

@@ -33,7 +33,7 @@ import torch
 
 from .. import __version__
 from ..atomic_files import atomic_write_bytes
-from ..errors import ModelFileError  # noqa: F401 (re-exported)
+from ..errors import ModelFileError
 from .config import PhiSNetConfig
 from .phisnet import PhiSNet, build_model
 
@@ -45,7 +45,6 @@ SPLIT_LISTS = ("train", "val", "test")
 #: Folder of the models shipped inside the package, one sub-folder per name.
 SHIPPED = Path(__file__).resolve().parents[1] / "pretrained"
 FORMAT = "ase_phisnet.model/1"
-
 
 
 def shipped_models(fmt: str = FORMAT) -> list[str]:

@@ -41,7 +41,6 @@ from .energy_forces import EnergyForceTerms, element_counts, energy_force_loss, 
 HARTREE_TO_MICRO = 1e6
 
 
-
 def matrix_loss(pred: dict, targets: dict, mask: torch.Tensor, weights: dict) -> tuple[torch.Tensor, dict]:
     """Sum over targets of weight * (MSE + MAE) over the valid (unpadded) matrix elements."""
     total, parts = 0.0, {}
