@@ -177,3 +177,42 @@ def test_a_reused_calculator_matches_a_fresh_one_as_pairs_leave_and_reenter_the_
             assert np.abs(atoms.get_forces() - fresh.get_forces()).max() < 1e-10
         pairs.append(calc._graph_cache[1].src.numel())
     assert pairs == [6, 6, 2, 6]
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_a_bond_exactly_along_z(energy_model, sign):
+    """A bond along +z or -z (where an edge frame built from the bond vector is singular):
+    forces match central finite differences and the energy is invariant under rotation."""
+    from ase_phisnet.basis import random_rotation
+
+    atoms = Atoms("OHH", positions=[[0.1, -0.2, 0.3], [0.1, -0.2, 0.3 + sign * 0.97], [0.1, 0.74, 0.3 - sign * 0.25]])
+    atoms.calc = PhiSNetCalculator(energy_model)
+    forces = atoms.get_forces()
+    h = 1e-3  # Å; five-point stencil
+    for atom, axis in [(1, 0), (1, 1), (1, 2), (0, 2)]:
+        e = {}
+        for k in (-2, -1, 1, 2):
+            shifted = atoms.copy()
+            shifted.positions[atom, axis] += k * h
+            shifted.calc = PhiSNetCalculator(energy_model)
+            e[k] = shifted.get_potential_energy()
+        assert abs(forces[atom, axis] + (8 * (e[1] - e[-1]) - (e[2] - e[-2])) / (12 * h)) < 1e-6  # eV/Å
+    turned = atoms.copy()
+    turned.positions = atoms.positions @ random_rotation(5).T
+    turned.calc = PhiSNetCalculator(energy_model)
+    assert abs(turned.get_potential_energy() - atoms.get_potential_energy()) < 1e-9
+
+
+def test_results_do_not_depend_on_the_number_of_threads(energy_model):
+    atoms = water()
+    results = {}
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            atoms.calc = PhiSNetCalculator(energy_model)
+            results[threads] = atoms.get_potential_energy(), atoms.get_forces(), atoms.calc.results["hamiltonian"]
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(results[1], results[2]):
+        assert np.abs(np.asarray(a) - np.asarray(b)).max() <= 1e-10 * np.abs(np.asarray(a)).max()
