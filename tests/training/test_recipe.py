@@ -51,7 +51,16 @@ def listing(path, capsys) -> str:
     return capsys.readouterr().out
 
 
-def test_killed_recipe_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, capsys):
+@pytest.fixture
+def one_torch_thread():
+    """Bit-for-bit equality holds on one thread count: every run here, in or out of process, uses one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_killed_recipe_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, capsys, one_torch_thread):
     require_reference(WATER_H5)
     straight = write_recipe(tmp_path, "straight")
     assert "not started" in listing(straight, capsys)
@@ -90,7 +99,7 @@ def test_killed_recipe_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, 
 
     # the same command again finishes the recipe and ships
     capsys.readouterr()
-    assert main(["train", str(killed), "--no-progress"]) == 0
+    assert main(["train", str(killed), "--no-progress", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "[1/2] fock (train): done, skipped" in out and "shipped mini to" in out
     lines = listing(killed, capsys).splitlines()
@@ -115,7 +124,7 @@ def test_killed_recipe_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, 
 
     # a finished recipe run again does nothing
     capsys.readouterr()
-    assert main(["train", str(killed), "--no-progress"]) == 0
+    assert main(["train", str(killed), "--no-progress", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "[2/2] more (train): done, skipped" in out and "skipped" in out.splitlines()[-1]
 
