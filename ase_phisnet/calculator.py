@@ -45,6 +45,7 @@ from .electronic.properties import dipole_moment, mulliken_charges
 from .errors import InputError
 from .model.io import load_model
 from .molecule import check_charge_multiplicity
+from .native import NativePhiSNet, NativeUnavailable
 from .units import BOHR, HARTREE
 
 #: Two atoms closer than this (Å) are refused: no training set has them, and the AO basis
@@ -52,7 +53,19 @@ from .units import BOHR, HARTREE
 MIN_DISTANCE = 0.5
 
 #: Parameters whose change loads the model again.
-MODEL_PARAMETERS = ("model", "device", "dtype")
+MODEL_PARAMETERS = ("model", "device", "dtype", "engine")
+
+#: Engines that evaluate the network (the calculator's ``engine`` parameter).
+ENGINES = ("auto", "native", "torch")
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        warnings.warn(message, stacklevel=3)
 
 
 class PhiSNetCalculator(Calculator):
@@ -70,18 +83,24 @@ class PhiSNetCalculator(Calculator):
         Total charge and 2S+1. Closed shell only: multiplicity 1.
     overlap : {"exact", "predicted"}
         S from PySCF's integrals (default) or the model's S~ head.
+    engine : {"auto", "native", "torch"}
+        What evaluates the network. ``"native"``: the compiled engine
+        (:mod:`ase_phisnet.native`, CPU), the same numbers several times faster; ``"torch"``: the
+        PyTorch model; ``"auto"`` (default): native on the CPU where it is built, else torch
+        (with one warning on the CPU when the engine is not built).
 
-    ``set()`` of ``model``, ``device`` or ``dtype`` loads the model again; any change of a
-    parameter discards the results.
+    ``set()`` of ``model``, ``device``, ``dtype`` or ``engine`` loads the model again; any
+    change of a parameter discards the results.
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "dipole", "charges"]
-    default_parameters = dict(model="water-pbe-def2svp", device="cpu", dtype="float64", charge=0, multiplicity=1, overlap="exact")
+    default_parameters = dict(model="water-pbe-def2svp", device="cpu", dtype="float64", charge=0, multiplicity=1, overlap="exact", engine="auto")
     #: ASE's switch: any changed parameter discards the results (``set`` calls ``reset``).
     discard_results_on_any_change = True
 
     def __init__(self, model=None, **kwargs):
         self.model = None
+        self.network = None  # NativePhiSNet, or None for the torch model
         self._integrals = None
         self._graph_cache = (None, None)
         if model is not None:
@@ -116,6 +135,8 @@ class PhiSNetCalculator(Calculator):
     def _check_values(p) -> None:
         if p["dtype"] not in ("float32", "float64"):
             raise InputError(f"dtype must be 'float32' or 'float64', got {p['dtype']!r}")
+        if p["engine"] not in ENGINES:
+            raise InputError(f"engine must be one of {', '.join(map(repr, ENGINES))}, got {p['engine']!r}")
         if p["overlap"] not in ("exact", "predicted"):
             raise InputError(f"overlap must be 'exact' or 'predicted', got {p['overlap']!r}")
         if int(p["multiplicity"]) != 1:
@@ -131,6 +152,20 @@ class PhiSNetCalculator(Calculator):
         self._integrals = None
         self._graph_cache = (None, None)
         self._check_model()
+        self.network = self._native_network()
+
+    def _native_network(self):
+        """The compiled engine for the loaded model, as the ``engine`` parameter asks."""
+        engine = self.parameters["engine"]
+        if engine == "torch" or (engine == "auto" and self.parameters["device"] != "cpu"):
+            return None
+        try:
+            return NativePhiSNet(self.model)
+        except NativeUnavailable as error:
+            if engine == "native":
+                raise InputError(f"engine='native': {error}") from None
+            _warn_once(f"{error}; the calculator runs the network on torch, several times slower")
+            return None
 
     def _check_model(self) -> None:
         p, heads = self.parameters, self.model.config.heads
@@ -221,7 +256,9 @@ class PhiSNetCalculator(Calculator):
         R = torch.tensor(atoms.get_positions() / BOHR, dtype=param.dtype, device=param.device, requires_grad=wants_forces)
         with torch.set_grad_enabled(wants_forces):
             graph = self._graph(numbers, R, system_changes)
-            (state,), _ = electronic_states(self.model, [numbers], [R], self._integrals, energy=wants_energy, overlap=self.parameters.overlap, graph=graph)
+            (state,), _ = electronic_states(
+                self.model, [numbers], [R], self._integrals, energy=wants_energy, overlap=self.parameters.overlap, graph=graph, network=self.network
+            )
         if wants_forces:
             (grad,) = torch.autograd.grad(state.energy, R)
             self.results["forces"] = -grad.detach().cpu().double().numpy() * HARTREE / BOHR

@@ -249,7 +249,8 @@ def step_breakdown(calc, frames: list[Atoms], device: str = "cpu", repeats: int 
     building blocks with a timer around each:
 
     * ``graph``: the pair-list check and reused graph layout (``calc._graph``);
-    * ``forward``: ``model(graph)`` and the AO reordering of F~ and H~core;
+    * ``forward``: the network (``calc.network``, the native engine, or the torch model) and
+      the AO reordering of F~ and H~core;
     * ``integrals``: exact S and T + V_nuc with their derivative integrals (PySCF ``intor``),
       and the backward contractions of those derivatives with dE/dS and dE/dh;
     * ``eigensolver``: ``F C = S C eps``, P, the energy expression, and their backward;
@@ -283,7 +284,7 @@ def step_breakdown(calc, frames: list[Atoms], device: str = "cpu", repeats: int 
         with t["graph"]:
             graph = calc._graph(numbers, R, ("positions",))
         with t["forward"]:
-            outputs = model(graph)
+            outputs = (calc.network or model)(graph)  # the calculator's network: the native engine or the torch model
             F_net, H_net = (model.basis.to_pyscf_order(outputs[h][0, :n_ao, :n_ao], numbers) for h in ("fock", "hcore"))
         R_int = R.detach().requires_grad_(True)
         with Timer(device) as int_fwd:

@@ -91,6 +91,8 @@ FAST_TESTS = (
     "test_calculator.py::test_energy_is_invariant_and_forces_rotate_with_the_molecule",
     "test_calculator.py::test_pyscf_hand_off",
     "test_calculator.py::test_bad_input_is_refused_with_reasons",
+    # native engine: equal to the torch model, and what the calculator runs
+    "test_native.py",
     # data: store, splits, sampling, import, labelling one frame, CLI input checks, data location
     "data/test_store.py::test_write_read_reopen",
     "data/test_store.py::test_bulk_write",

@@ -39,23 +39,38 @@ def assert_frozen(name: str, key: str, value) -> None:
     assert err <= RTOL * np.abs(ref).max(), f"{name} {key}: max |difference| {err:.3e} against {RTOL * np.abs(ref).max():.3e} allowed"
 
 
+def native_matrices(native, model, numbers, positions_A) -> dict:
+    """F~ and H~core (PySCF order) from the native engine, as ``model.predict`` gives them."""
+    from ase_phisnet.units import BOHR
+
+    outputs = native(model.graph([numbers], [positions_A / BOHR]))
+    return {k: model.basis.to_pyscf_order(v[0].numpy(), numbers) for k, v in outputs.items()}
+
+
+@pytest.mark.parametrize("engine", ["torch", "native"])
 @pytest.mark.parametrize("name", ["water-pbe-def2svp", "water-ccsdt-def2svp"])
-def test_hamiltonian_model_numbers_are_frozen(name):
+def test_hamiltonian_model_numbers_are_frozen(name, engine):
     from ase_phisnet import PhiSNetCalculator, load_model
+    from ase_phisnet.native import NativePhiSNet
 
     folder = frozen_model_dir(name)
     model = load_model(folder)
-    calc = PhiSNetCalculator(model=folder)
+    calc = PhiSNetCalculator(model=folder, engine=engine)
+    assert (calc.network is None) == (engine == "torch")
+    native = NativePhiSNet(model) if engine == "native" else None
     numbers = FROZEN[f"{name}/numbers"]
     energy, forces, fock, hcore = [], [], [], []
     for pos in FROZEN[f"{name}/positions"]:
         atoms = Atoms(numbers=numbers, positions=pos)
         atoms.calc = calc
+        forces.append(atoms.get_forces())  # one step: the forces, and the energy with them
         energy.append(atoms.get_potential_energy())
-        forces.append(atoms.get_forces())
-        matrices = model.predict(numbers, pos)
+        matrices = model.predict(numbers, pos) if native is None else native_matrices(native, model, numbers, pos)
         fock.append(matrices["fock"])
         hcore.append(matrices["hcore"])
+    if native is not None:  # the engine ran: one forward per frame in the calculator, one here
+        assert calc.network.calls == native.calls == len(energy)
+        assert np.abs(calc.results["hamiltonian"] - fock[-1]).max() == 0.0
     for key, value in dict(energy=energy, forces=forces, fock=fock, hcore=hcore).items():
         assert_frozen(name, key, value)
 

@@ -23,13 +23,14 @@ LAYERS = [
     {"data"},
     {"equivariant"},
     {"model"},
+    {"native"},
     {"electronic"},
     {"calculator", "training", "reference"},
     {"md", "optimize", "vibrations", "plots", "density", "transfer", "evaluation", "shipping", "recipes", "model_card"},
     {"cli"},
 ]
 #: Layers whose members must not import each other.
-INDEPENDENT = {5}
+INDEPENDENT = {6}
 
 
 def unit_of(module: str) -> str:

@@ -176,6 +176,7 @@ def electronic_states(
     overlap: str = "exact",
     dtype: torch.dtype | None = None,
     graph=None,
+    network=None,
 ) -> tuple[list[ElectronicState], dict]:
     """Run the model once on a batch of molecules and build each one's electronic state.
 
@@ -194,6 +195,10 @@ def electronic_states(
         default: the model's. Training runs a float32 network with a float64 step.
     graph : MolecularGraph, optional
         The batch's graph, when the caller keeps one between steps.
+    network : callable, optional
+        What evaluates the model on the graph, returning what ``model(graph)`` returns: the
+        calculator passes :class:`ase_phisnet.native.NativePhiSNet` (the compiled engine,
+        differentiable with respect to the positions only). Default: the model itself.
 
     Returns
     -------
@@ -201,7 +206,7 @@ def electronic_states(
         One :class:`ElectronicState` per molecule, and the model's padded irreps-order
         outputs (what the matrix loss compares).
     """
-    outputs = model(graph if graph is not None else model.graph(numbers_list, positions_list))
+    outputs = (network or model)(graph if graph is not None else model.graph(numbers_list, positions_list))
     heads = ["fock"] + (["hcore"] if energy else []) + (["overlap"] if overlap == "predicted" else [])
     states = []
     for b, (numbers, R) in enumerate(zip(numbers_list, positions_list)):

@@ -1,0 +1,726 @@
+// SPDX-License-Identifier: MIT
+//
+// The PhiSNet network on the CPU in one call: matrices forward, positions gradient backward.
+//
+// ase_phisnet/native/pack.py lays a PhiSNet model out as the structs below (weights already
+// scaled as the torch modules use them) and ase_phisnet/native/engine.py calls
+//
+//     engine_create -> engine_forward (matrices of a batch of molecules) -> engine_backward
+//     (dL/dpositions from dL/dmatrices) ... -> engine_destroy
+//
+// through ctypes. The arithmetic is that of ase_phisnet/model (same order of the paths, same
+// constants); the tests compare the two in float64. Only the first derivative with respect to
+// the positions is computed: forces at inference. Training, which differentiates the weights
+// and the forces, stays on the torch path.
+//
+// Layouts. A feature row holds, for every irrep component c = l^2 + m (l = 0..lmax,
+// m = 0..2l), a contiguous block of channels: x[c * stride_c + u]. An equivariant linear map's
+// output holds its orders one after the other, each as (2l+1) x channels. Everything is
+// single-threaded; the channel loops are what the compiler vectorizes.
+
+#include <Python.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <vector>
+
+namespace {
+
+// ----------------------------------------------------------------------------- the model
+// Every struct is mirrored by a ctypes.Structure in pack.py (pointers as void*).
+
+template <typename T>
+struct Linear {  // y[o][m][k] = sum_i x[l_o^2 + m][i] W_o[i][k], one matrix per output order
+    int32_t n_orders;
+    const int32_t* order_l;   // (n_orders,)
+    const int32_t* c_out;     // (n_orders,) output channels of each order
+    int32_t c_in;             // input channels of every order
+    int32_t dim_out;          // sum_o (2 l_o + 1) c_out[o]
+    const T* weight;          // per order, c_in x c_out, concatenated
+};
+
+template <typename T>
+struct Mlp {  // out = W2 silu(W1 in + b1) + b2
+    int32_t n_in, n_hidden, n_out;
+    const T *w1, *b1;  // w1: n_hidden x n_in (torch.nn.Linear's layout)
+    const T *w2t, *b2;  // w2t: n_hidden x n_out, W2 transposed: the long output rows are contiguous
+};
+
+template <typename T>
+struct Paths {  // the non-zero Clebsch-Gordan coefficients of a tensor product, with path weights
+    int32_t n_entries, n_paths;
+    const int32_t *c1, *c2, *c_out, *path;
+    const T* coef;
+};
+
+template <typename T>
+struct BlockMap {  // one kind of AO block from a linear map of pair or atom features
+    Linear<T> linear;  // features (64 channels) -> one 1 x L irrep per Clebsch-Gordan path
+    int32_t n_rows, n_cols, n_entries;
+    const int32_t* entry_block;  // r * n_cols + c in the block
+    const int32_t* entry_f;      // position in the linear map's output
+    const T* entry_coef;
+};
+
+template <typename T>
+struct Interaction {
+    Linear<T> pre, post, out;
+    Mlp<T> radial;
+    Paths<T> paths;  // "uvu": features (x) harmonics
+    int32_t n_scalars, n_gates;
+    T scale_scalars, scale_gates, inv_avg_neighbors;
+};
+
+template <typename T>
+struct Head {
+    Linear<T> pair_a, pair_b, pair_c, diag_a, diag_b;
+    Mlp<T> radial;           // per pair: the pair product's weights, then the harmonic product's
+    Paths<T> pair_paths;     // "uuu"
+    Paths<T> sh_paths;       // "uvu"
+    Paths<T> diag_paths;     // "uuu", shared weights
+    const T* diag_weight;    // (n_paths, channels)
+    const BlockMap<T>* diag;      // per element
+    const BlockMap<T>* off;       // per element pair, row-major
+    const T* const* reference;    // per element, n_i x n_i (added as 0.5 ref before M + M^T)
+};
+
+template <typename T>
+struct Model {
+    int32_t channels, lmax, n_radial, n_elements, n_interactions, n_heads;
+    const T* embedding;     // (n_elements, channels)
+    T alpha, cutoff;        // radial basis: decay (1/Bohr) and cutoff (Bohr)
+    const T* log_binom;     // (n_radial,)
+    const T* sh_coef;       // (sum_l 3^l, (lmax+1)^2): harmonics from the tensor powers of u
+    const int32_t* n_ao;    // (n_elements,)
+    const Interaction<T>* interactions;
+    const Head<T>* heads;
+};
+
+template <typename T>
+struct Batch {  // molecules as a graph, as ase_phisnet.model.graph.MolecularGraph
+    int32_t n_atoms, n_edges, n_molecules, n_max;
+    const T* positions;        // (n_atoms, 3), Bohr
+    const int32_t* element;    // (n_atoms,) index into the model's elements
+    const int32_t* molecule;   // (n_atoms,)
+    const int32_t* ao_offset;  // (n_atoms,) first AO within its molecule (irreps order)
+    const int32_t *src, *dst;  // (n_edges,) ordered pairs i = src, j = dst
+};
+
+// ----------------------------------------------------------------------------- kernels
+template <typename T>
+inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
+
+// A strided view of feature rows: row r, component c, channel u at p[r * row + c * comp + u].
+template <typename T>
+struct View {
+    T* p;
+    long row, comp;
+    T* at(long r, long c) const { return p + r * row + c * comp; }
+};
+
+template <typename T>
+void linear_forward(const Linear<T>& L, long rows, View<const T> x, T* y, long y_row) {
+    for (long r = 0; r < rows; ++r) {
+        const T* W = L.weight;
+        T* out = y + r * y_row;
+        for (int o = 0; o < L.n_orders; ++o) {
+            const int l = L.order_l[o], k_out = L.c_out[o];
+            for (int m = 0; m < 2 * l + 1; ++m, out += k_out) {
+                const T* __restrict in = x.at(r, l * l + m);
+                for (int k = 0; k < k_out; ++k) out[k] = 0;
+                for (int i = 0; i < L.c_in; ++i) {
+                    const T xi = in[i];
+                    const T* __restrict w = W + (long)i * k_out;
+                    for (int k = 0; k < k_out; ++k) out[k] += xi * w[k];
+                }
+            }
+            W += (long)L.c_in * k_out;
+        }
+    }
+}
+
+// x_bar += y_bar W^T
+template <typename T>
+void linear_backward(const Linear<T>& L, long rows, const T* y_bar, long y_row, View<T> x_bar) {
+    for (long r = 0; r < rows; ++r) {
+        const T* W = L.weight;
+        const T* g = y_bar + r * y_row;
+        for (int o = 0; o < L.n_orders; ++o) {
+            const int l = L.order_l[o], k_out = L.c_out[o];
+            for (int m = 0; m < 2 * l + 1; ++m, g += k_out) {
+                T* in = x_bar.at(r, l * l + m);
+                for (int i = 0; i < L.c_in; ++i) {
+                    const T* w = W + (long)i * k_out;
+                    T s = 0;
+                    for (int k = 0; k < k_out; ++k) s += g[k] * w[k];
+                    in[i] += s;
+                }
+            }
+            W += (long)L.c_in * k_out;
+        }
+    }
+}
+
+template <typename T>
+void mlp_forward(const Mlp<T>& M, long rows, const T* in, T* hidden_pre, T* out) {
+    std::vector<T> h(M.n_hidden);
+    for (long r = 0; r < rows; ++r) {
+        const T* x = in + r * M.n_in;
+        T* z = hidden_pre + r * M.n_hidden;
+        for (int j = 0; j < M.n_hidden; ++j) {
+            T s = M.b1[j];
+            for (int i = 0; i < M.n_in; ++i) s += M.w1[(long)j * M.n_in + i] * x[i];
+            z[j] = s;
+            h[j] = s * sigmoid(s);
+        }
+        T* y = out + r * M.n_out;
+        for (int k = 0; k < M.n_out; ++k) y[k] = M.b2[k];
+        for (int j = 0; j < M.n_hidden; ++j) {
+            const T hj = h[j];
+            const T* __restrict w = M.w2t + (long)j * M.n_out;
+            for (int k = 0; k < M.n_out; ++k) y[k] += w[k] * hj;
+        }
+    }
+}
+
+template <typename T>
+void mlp_backward(const Mlp<T>& M, long rows, const T* hidden_pre, const T* out_bar, T* in_bar) {
+    std::vector<T> g(M.n_hidden);
+    for (long r = 0; r < rows; ++r) {
+        const T* z = hidden_pre + r * M.n_hidden;
+        const T* gy = out_bar + r * M.n_out;
+        for (int j = 0; j < M.n_hidden; ++j) {
+            T s = 0;
+            const T* __restrict w = M.w2t + (long)j * M.n_out;
+            for (int k = 0; k < M.n_out; ++k) s += w[k] * gy[k];
+            const T sg = sigmoid(z[j]);
+            g[j] = s * sg * (T(1) + z[j] * (T(1) - sg));  // silu'
+        }
+        T* gx = in_bar + r * M.n_in;
+        for (int j = 0; j < M.n_hidden; ++j)
+            for (int i = 0; i < M.n_in; ++i) gx[i] += M.w1[(long)j * M.n_in + i] * g[j];
+    }
+}
+
+// out[r][c_out] = sum coef w[r][p] a[ia[r]][c1] y[r][c2], channel by channel ("uvu": y has one channel)
+template <typename T>
+void harmonic_product(const Paths<T>& P, long rows, int C, View<const T> a, const int32_t* ia, const T* y, long y_row,
+                      const T* w, View<T> out) {
+    for (long r = 0; r < rows; ++r) {
+        const T* yr = y + r * y_row;
+        const T* wr = w + r * (long)P.n_paths * C;
+        const long ra = ia ? ia[r] : r;
+        for (int k = 0; k < P.n_entries; ++k) {
+            const T s = P.coef[k] * yr[P.c2[k]];
+            const T* __restrict wp = wr + (long)P.path[k] * C;
+            const T* __restrict x = a.at(ra, P.c1[k]);
+            T* __restrict o = out.at(r, P.c_out[k]);
+            for (int u = 0; u < C; ++u) o[u] += s * wp[u] * x[u];
+        }
+    }
+}
+
+template <typename T>
+void harmonic_product_backward(const Paths<T>& P, long rows, int C, View<const T> a, const int32_t* ia, const T* y, long y_row,
+                               const T* w, View<const T> out_bar, View<T> a_bar, T* y_bar, T* w_bar) {
+    for (long r = 0; r < rows; ++r) {
+        const T* yr = y + r * y_row;
+        T* ybr = y_bar + r * y_row;
+        const T* wr = w + r * (long)P.n_paths * C;
+        T* wbr = w_bar + r * (long)P.n_paths * C;
+        const long ra = ia ? ia[r] : r;
+        for (int k = 0; k < P.n_entries; ++k) {
+            const T coef = P.coef[k], s = coef * yr[P.c2[k]];
+            const T* __restrict wp = wr + (long)P.path[k] * C;
+            T* __restrict wbp = wbr + (long)P.path[k] * C;
+            const T* __restrict x = a.at(ra, P.c1[k]);
+            T* __restrict xb = a_bar.at(ra, P.c1[k]);
+            const T* __restrict g = out_bar.at(r, P.c_out[k]);
+            T dy = 0;
+            for (int u = 0; u < C; ++u) {
+                const T t = x[u] * g[u];
+                wbp[u] += s * t;
+                dy += wp[u] * t;
+                xb[u] += s * wp[u] * g[u];
+            }
+            ybr[P.c2[k]] += coef * dy;
+        }
+    }
+}
+
+// out[r][c_out] = sum coef w[r][p] a[ia[r]][c1] b[ib[r]][c2], channel by channel ("uuu");
+// w_row = 0: one weight vector for every row
+template <typename T>
+void channel_product(const Paths<T>& P, long rows, int C, View<const T> a, const int32_t* ia, View<const T> b, const int32_t* ib,
+                     const T* w, long w_row, View<T> out) {
+    for (long r = 0; r < rows; ++r) {
+        const T* wr = w + r * w_row;
+        const long ra = ia ? ia[r] : r, rb = ib ? ib[r] : r;
+        for (int k = 0; k < P.n_entries; ++k) {
+            const T s = P.coef[k];
+            const T* __restrict wp = wr + (long)P.path[k] * C;
+            const T* __restrict x = a.at(ra, P.c1[k]);
+            const T* __restrict z = b.at(rb, P.c2[k]);
+            T* __restrict o = out.at(r, P.c_out[k]);
+            for (int u = 0; u < C; ++u) o[u] += s * wp[u] * x[u] * z[u];
+        }
+    }
+}
+
+template <typename T>
+void channel_product_backward(const Paths<T>& P, long rows, int C, View<const T> a, const int32_t* ia, View<const T> b, const int32_t* ib,
+                              const T* w, long w_row, View<const T> out_bar, View<T> a_bar, View<T> b_bar, T* w_bar) {
+    for (long r = 0; r < rows; ++r) {
+        const T* wr = w + r * w_row;
+        T* wbr = w_bar ? w_bar + r * w_row : nullptr;
+        const long ra = ia ? ia[r] : r, rb = ib ? ib[r] : r;
+        for (int k = 0; k < P.n_entries; ++k) {
+            const T s = P.coef[k];
+            const T* __restrict wp = wr + (long)P.path[k] * C;
+            const T* __restrict x = a.at(ra, P.c1[k]);
+            const T* __restrict z = b.at(rb, P.c2[k]);
+            T* __restrict xb = a_bar.at(ra, P.c1[k]);
+            T* __restrict zb = b_bar.at(rb, P.c2[k]);
+            const T* __restrict g = out_bar.at(r, P.c_out[k]);
+            if (wbr) {
+                T* __restrict wbp = wbr + (long)P.path[k] * C;
+                for (int u = 0; u < C; ++u) wbp[u] += s * x[u] * z[u] * g[u];
+            }
+            for (int u = 0; u < C; ++u) {
+                const T t = s * wp[u] * g[u];
+                xb[u] += t * z[u];
+                zb[u] += t * x[u];
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------- geometry
+// Harmonics Y_c(u) = sum_q powers_q(u) sh_coef[q][c], powers = 1, u, u (x) u, ...
+inline int n_powers(int lmax) {
+    int n = 0, p = 1;
+    for (int l = 0; l <= lmax; ++l, p *= 3) n += p;
+    return n;
+}
+
+template <typename T>
+void tensor_powers(const T* u, int lmax, T* P, T* dP /* (n_powers, 3) or null */) {
+    P[0] = 1;
+    if (dP) dP[0] = dP[1] = dP[2] = 0;
+    int prev = 0, size = 1, next = 1;
+    for (int l = 1; l <= lmax; ++l) {
+        for (int i = 0; i < size; ++i)
+            for (int j = 0; j < 3; ++j) {
+                const int q = next + i * 3 + j;
+                P[q] = P[prev + i] * u[j];
+                if (dP)
+                    for (int k = 0; k < 3; ++k) dP[q * 3 + k] = dP[(prev + i) * 3 + k] * u[j] + (j == k ? P[prev + i] : T(0));
+            }
+        prev = next;
+        next += size * 3;
+        size *= 3;
+    }
+}
+
+template <typename T>
+struct Geometry {  // per edge: harmonics, radial basis and what their derivatives need
+    std::vector<T> sh, rbf, unit, dist;
+};
+
+template <typename T>
+void edge_geometry(const Model<T>& M, const Batch<T>& B, Geometry<T>& G) {
+    const int D = (M.lmax + 1) * (M.lmax + 1), K = M.n_radial, nq = n_powers(M.lmax);
+    G.sh.assign((long)B.n_edges * D, 0);
+    G.rbf.assign((long)B.n_edges * K, 0);
+    G.unit.assign((long)B.n_edges * 3, 0);
+    G.dist.assign(B.n_edges, 0);
+    std::vector<T> P(nq);
+    const T rc = M.cutoff;
+    for (long e = 0; e < B.n_edges; ++e) {
+        const T* ri = B.positions + 3L * B.src[e];
+        const T* rj = B.positions + 3L * B.dst[e];
+        T v[3] = {rj[0] - ri[0], rj[1] - ri[1], rj[2] - ri[2]};
+        const T r = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+        T* u = &G.unit[3 * e];
+        for (int k = 0; k < 3; ++k) u[k] = v[k] / r;
+        G.dist[e] = r;
+        tensor_powers(u, M.lmax, P.data(), (T*)nullptr);
+        T* y = &G.sh[e * D];
+        for (int q = 0; q < nq; ++q)
+            for (int c = 0; c < D; ++c) y[c] += P[q] * M.sh_coef[(long)q * D + c];
+        T* b = &G.rbf[e * K];
+        if (r < rc) {
+            const T log_x = -M.alpha * r, log_1mx = std::log(-std::expm1(log_x));
+            const T cut = std::exp(-(r * r) / ((rc - r) * (rc + r)));
+            for (int k = 0; k < K; ++k) b[k] = std::exp(M.log_binom[k] + k * log_x + (K - 1 - k) * log_1mx) * cut;
+        }
+    }
+}
+
+// d/dpositions from d/dsh and d/drbf of every edge
+template <typename T>
+void edge_geometry_backward(const Model<T>& M, const Batch<T>& B, const Geometry<T>& G, const T* sh_bar, const T* rbf_bar, T* pos_bar) {
+    const int D = (M.lmax + 1) * (M.lmax + 1), K = M.n_radial, nq = n_powers(M.lmax);
+    std::vector<T> P(nq), dP(3L * nq);
+    const T rc = M.cutoff;
+    for (long e = 0; e < B.n_edges; ++e) {
+        const T* u = &G.unit[3 * e];
+        const T r = G.dist[e];
+        tensor_powers(u, M.lmax, P.data(), dP.data());
+        T u_bar[3] = {0, 0, 0};
+        const T* gy = sh_bar + e * D;
+        for (int q = 0; q < nq; ++q) {
+            T pq = 0;
+            for (int c = 0; c < D; ++c) pq += M.sh_coef[(long)q * D + c] * gy[c];
+            for (int k = 0; k < 3; ++k) u_bar[k] += pq * dP[q * 3 + k];
+        }
+        T r_bar = 0;
+        if (r < rc) {
+            const T* b = &G.rbf[e * K];
+            const T* gb = rbf_bar + e * K;
+            // d log b_k / dr = -alpha k + (K-1-k) alpha / expm1(alpha r) + d log f_cut / dr
+            const T a = M.alpha, ratio = a / std::expm1(a * r);
+            const T dcut = -2 * r * rc * rc / ((rc * rc - r * r) * (rc * rc - r * r));
+            for (int k = 0; k < K; ++k) r_bar += gb[k] * b[k] * (-a * k + (K - 1 - k) * ratio + dcut);
+        }
+        // u = v / r: dv = (du - u (u . du)) / r; r = |v|: dv = u dr
+        const T ud = u[0] * u_bar[0] + u[1] * u_bar[1] + u[2] * u_bar[2];
+        T* gi = pos_bar + 3L * B.src[e];
+        T* gj = pos_bar + 3L * B.dst[e];
+        for (int k = 0; k < 3; ++k) {
+            const T v_bar = (u_bar[k] - u[k] * ud) / r + r_bar * u[k];
+            gj[k] += v_bar;
+            gi[k] -= v_bar;
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------- the engine
+template <typename T>
+struct InteractionState {  // what the backward needs of one interaction
+    std::vector<T> pre, hidden, weights, gate_in;
+};
+
+template <typename T>
+struct HeadState {
+    std::vector<T> a, b, c, s, da, db, hidden, weights, f_pair, f_diag;
+};
+
+template <typename T>
+struct Engine {
+    const Model<T>* model;
+    Batch<T> batch;
+    std::vector<int32_t> src, dst, element, molecule, ao_offset;
+    std::vector<T> positions;
+    Geometry<T> geometry;
+    std::vector<T> x;  // atom features after the last interaction
+    std::vector<InteractionState<T>> interactions;
+    std::vector<HeadState<T>> heads;
+    bool has_forward = false;
+};
+
+template <typename T>
+long feature_dim(const Model<T>& M) { return (long)(M.lmax + 1) * (M.lmax + 1) * M.channels; }
+
+template <typename T>
+void forward(Engine<T>& E, T* const* matrices) {
+    const Model<T>& M = *E.model;
+    const Batch<T>& B = E.batch;
+    const int C = M.channels, D = (M.lmax + 1) * (M.lmax + 1);
+    const long N = B.n_atoms, NE = B.n_edges, F = feature_dim(M), n = B.n_max;
+    edge_geometry(M, B, E.geometry);
+    const T* sh = E.geometry.sh.data();
+    const T* rbf = E.geometry.rbf.data();
+
+    // embedding: the scalars of each atom, zeros above
+    std::vector<T>& x = E.x;
+    x.assign(N * F, 0);
+    for (long i = 0; i < N; ++i) std::memcpy(&x[i * F], M.embedding + (long)B.element[i] * C, C * sizeof(T));
+
+    E.interactions.resize(M.n_interactions);
+    std::vector<T> messages, summed, gated;
+    for (int t = 0; t < M.n_interactions; ++t) {
+        const Interaction<T>& I = M.interactions[t];
+        InteractionState<T>& S = E.interactions[t];
+        S.pre.assign(N * F, 0);
+        linear_forward(I.pre, N, View<const T>{x.data(), F, C}, S.pre.data(), F);
+        S.hidden.assign(NE * I.radial.n_hidden, 0);
+        S.weights.assign(NE * I.radial.n_out, 0);
+        mlp_forward(I.radial, NE, rbf, S.hidden.data(), S.weights.data());
+        messages.assign(NE * F, 0);  // messages flow sender (dst) -> receiver (src)
+        harmonic_product(I.paths, NE, C, View<const T>{S.pre.data(), F, C}, B.dst, sh, D, S.weights.data(), View<T>{messages.data(), F, C});
+        summed.assign(N * F, 0);
+        for (long e = 0; e < NE; ++e) {
+            T* to = &summed[(long)B.src[e] * F];
+            const T* from = &messages[e * F];
+            for (long k = 0; k < F; ++k) to[k] += from[k];
+        }
+        for (auto& v : summed) v *= I.inv_avg_neighbors;
+        const long dim_gate = I.post.dim_out;
+        S.gate_in.assign(N * dim_gate, 0);
+        linear_forward(I.post, N, View<const T>{summed.data(), F, C}, S.gate_in.data(), dim_gate);
+        // gate: scalars silu, order l >= 1 channel u times sigmoid of gate (l - 1) C + u
+        gated.assign(N * F, 0);
+        for (long i = 0; i < N; ++i) {
+            const T* q = &S.gate_in[i * dim_gate];
+            T* g = &gated[i * F];
+            for (int u = 0; u < I.n_scalars; ++u) g[u] = q[u] * sigmoid(q[u]) * I.scale_scalars;
+            const T* gates = q + I.n_scalars;
+            const T* vec = q + I.n_scalars + I.n_gates;  // components 1.. of the gated irreps, C each
+            for (int c = 1; c < D; ++c) {
+                const int l = (int)std::sqrt((double)c);
+                for (int u = 0; u < C; ++u) g[c * C + u] = vec[(c - 1) * C + u] * sigmoid(gates[(l - 1) * C + u]) * I.scale_gates;
+            }
+        }
+        std::vector<T> update(N * F, 0);
+        linear_forward(I.out, N, View<const T>{gated.data(), F, C}, update.data(), F);
+        for (long k = 0; k < N * F; ++k) x[k] += update[k];
+    }
+
+    E.heads.resize(M.n_heads);
+    const long F2 = 2 * F;  // pair and one-centre features: 2 C channels per component
+    for (int h = 0; h < M.n_heads; ++h) {
+        const Head<T>& H = M.heads[h];
+        HeadState<T>& S = E.heads[h];
+        for (auto* v : {&S.a, &S.b, &S.c, &S.da, &S.db}) v->assign(N * F, 0);
+        linear_forward(H.pair_a, N, View<const T>{x.data(), F, C}, S.a.data(), F);
+        linear_forward(H.pair_b, N, View<const T>{x.data(), F, C}, S.b.data(), F);
+        linear_forward(H.pair_c, N, View<const T>{x.data(), F, C}, S.c.data(), F);
+        linear_forward(H.diag_a, N, View<const T>{x.data(), F, C}, S.da.data(), F);
+        linear_forward(H.diag_b, N, View<const T>{x.data(), F, C}, S.db.data(), F);
+        S.hidden.assign(NE * H.radial.n_hidden, 0);
+        S.weights.assign(NE * H.radial.n_out, 0);
+        mlp_forward(H.radial, NE, rbf, S.hidden.data(), S.weights.data());
+        S.s.assign(NE * F, 0);
+        for (long e = 0; e < NE; ++e)
+            for (long k = 0; k < F; ++k) S.s[e * F + k] = S.c[(long)B.src[e] * F + k] + S.c[(long)B.dst[e] * F + k];
+        // f_pair = [x_i (x) x_j | (c_i + c_j) (x) Y], f_diag = [x_i (x) x_i | x_i]
+        S.f_pair.assign(NE * F2, 0);
+        const long n_pair_w = (long)H.pair_paths.n_paths * C;
+        channel_product(H.pair_paths, NE, C, View<const T>{S.a.data(), F, C}, B.src, View<const T>{S.b.data(), F, C}, B.dst, S.weights.data(),
+                        H.radial.n_out, View<T>{S.f_pair.data(), F2, 2 * C});
+        std::vector<T> w_sh(NE * H.sh_paths.n_paths * (long)C);
+        for (long e = 0; e < NE; ++e)
+            std::memcpy(&w_sh[e * H.sh_paths.n_paths * (long)C], &S.weights[e * H.radial.n_out + n_pair_w], H.sh_paths.n_paths * (long)C * sizeof(T));
+        harmonic_product(H.sh_paths, NE, C, View<const T>{S.s.data(), F, C}, (const int32_t*)nullptr, sh, D, w_sh.data(),
+                         View<T>{S.f_pair.data() + C, F2, 2 * C});
+        S.f_diag.assign(N * F2, 0);
+        channel_product(H.diag_paths, N, C, View<const T>{S.da.data(), F, C}, (const int32_t*)nullptr, View<const T>{S.db.data(), F, C},
+                        (const int32_t*)nullptr, H.diag_weight, 0, View<T>{S.f_diag.data(), F2, 2 * C});
+        for (long i = 0; i < N; ++i)
+            for (int c = 0; c < D; ++c) std::memcpy(&S.f_diag[i * F2 + c * 2 * C + C], &x[i * F + c * C], C * sizeof(T));
+
+        // blocks into M, then the matrix M + M^T
+        T* out = matrices[h];
+        std::memset(out, 0, sizeof(T) * B.n_molecules * n * n);
+        std::vector<T> f;
+        auto place = [&](const BlockMap<T>& map, const T* features, long row0, long col0, T* mat) {
+            f.assign(map.linear.dim_out, 0);
+            linear_forward(map.linear, 1, View<const T>{features, F2, 2 * C}, f.data(), map.linear.dim_out);
+            for (int k = 0; k < map.n_entries; ++k) {
+                const int rc = map.entry_block[k], r = rc / map.n_cols, c = rc % map.n_cols;
+                mat[(row0 + r) * n + col0 + c] += map.entry_coef[k] * f[map.entry_f[k]];
+            }
+        };
+        for (long i = 0; i < N; ++i) {
+            const int zi = B.element[i];
+            T* mat = out + (long)B.molecule[i] * n * n;
+            const long o = B.ao_offset[i], ni = M.n_ao[zi];
+            place(H.diag[zi], &S.f_diag[i * F2], o, o, mat);
+            const T* ref = H.reference[zi];
+            for (long r = 0; r < ni; ++r)
+                for (long c = 0; c < ni; ++c) mat[(o + r) * n + o + c] += T(0.5) * ref[r * ni + c];
+        }
+        for (long e = 0; e < NE; ++e) {
+            const int i = B.src[e], j = B.dst[e];
+            place(H.off[B.element[i] * M.n_elements + B.element[j]], &S.f_pair[e * F2], B.ao_offset[i], B.ao_offset[j], out + (long)B.molecule[i] * n * n);
+        }
+        for (long b = 0; b < B.n_molecules; ++b) {
+            T* mat = out + b * n * n;
+            for (long r = 0; r < n; ++r)
+                for (long c = r; c < n; ++c) mat[r * n + c] = mat[c * n + r] = mat[r * n + c] + mat[c * n + r];
+        }
+    }
+    E.has_forward = true;
+}
+
+template <typename T>
+void backward(Engine<T>& E, const T* const* matrices_bar, T* pos_bar) {
+    const Model<T>& M = *E.model;
+    const Batch<T>& B = E.batch;
+    const int C = M.channels, D = (M.lmax + 1) * (M.lmax + 1), K = M.n_radial;
+    const long N = B.n_atoms, NE = B.n_edges, F = feature_dim(M), F2 = 2 * F, n = B.n_max;
+    const T* sh = E.geometry.sh.data();
+    std::vector<T> sh_bar(NE * D, 0), rbf_bar(NE * K, 0), x_bar(N * F, 0), radial_bar;
+
+    for (int h = 0; h < M.n_heads; ++h) {
+        const Head<T>& H = M.heads[h];
+        HeadState<T>& S = E.heads[h];
+        const T* G = matrices_bar[h];
+        // H = M + M^T: dL/dM = G + G^T
+        std::vector<T> f_pair_bar(NE * F2, 0), f_diag_bar(N * F2, 0), f_bar;
+        auto take = [&](const BlockMap<T>& map, const T* g, long row0, long col0, T* features_bar) {
+            f_bar.assign(map.linear.dim_out, 0);
+            for (int k = 0; k < map.n_entries; ++k) {
+                const int rc = map.entry_block[k], r = rc / map.n_cols, c = rc % map.n_cols;
+                const long p = (row0 + r) * n + col0 + c, pt = (col0 + c) * n + row0 + r;
+                f_bar[map.entry_f[k]] += map.entry_coef[k] * (g[p] + g[pt]);
+            }
+            linear_backward(map.linear, 1, f_bar.data(), map.linear.dim_out, View<T>{features_bar, F2, 2 * C});
+        };
+        for (long i = 0; i < N; ++i)
+            take(H.diag[B.element[i]], G + (long)B.molecule[i] * n * n, B.ao_offset[i], B.ao_offset[i], &f_diag_bar[i * F2]);
+        for (long e = 0; e < NE; ++e) {
+            const int i = B.src[e], j = B.dst[e];
+            take(H.off[B.element[i] * M.n_elements + B.element[j]], G + (long)B.molecule[i] * n * n, B.ao_offset[i], B.ao_offset[j], &f_pair_bar[e * F2]);
+        }
+        // f_diag = [da (x) db | x]
+        std::vector<T> da_bar(N * F, 0), db_bar(N * F, 0), a_bar(N * F, 0), b_bar(N * F, 0), s_bar(NE * F, 0), c_bar(N * F, 0);
+        for (long i = 0; i < N; ++i)
+            for (int c = 0; c < D; ++c)
+                for (int u = 0; u < C; ++u) x_bar[i * F + c * C + u] += f_diag_bar[i * F2 + c * 2 * C + C + u];
+        channel_product_backward(H.diag_paths, N, C, View<const T>{S.da.data(), F, C}, (const int32_t*)nullptr, View<const T>{S.db.data(), F, C},
+                                 (const int32_t*)nullptr, H.diag_weight, 0, View<const T>{f_diag_bar.data(), F2, 2 * C}, View<T>{da_bar.data(), F, C},
+                                 View<T>{db_bar.data(), F, C}, (T*)nullptr);
+        // f_pair = [a_i (x) b_j | s (x) Y]
+        radial_bar.assign(NE * H.radial.n_out, 0);
+        const long n_pair_w = (long)H.pair_paths.n_paths * C, n_sh_w = (long)H.sh_paths.n_paths * C;
+        channel_product_backward(H.pair_paths, NE, C, View<const T>{S.a.data(), F, C}, B.src, View<const T>{S.b.data(), F, C}, B.dst, S.weights.data(),
+                                 H.radial.n_out, View<const T>{f_pair_bar.data(), F2, 2 * C}, View<T>{a_bar.data(), F, C}, View<T>{b_bar.data(), F, C},
+                                 radial_bar.data());
+        std::vector<T> w_sh(NE * n_sh_w), w_sh_bar(NE * n_sh_w, 0);
+        for (long e = 0; e < NE; ++e) std::memcpy(&w_sh[e * n_sh_w], &S.weights[e * H.radial.n_out + n_pair_w], n_sh_w * sizeof(T));
+        harmonic_product_backward(H.sh_paths, NE, C, View<const T>{S.s.data(), F, C}, (const int32_t*)nullptr, sh, D, w_sh.data(),
+                                  View<const T>{f_pair_bar.data() + C, F2, 2 * C}, View<T>{s_bar.data(), F, C}, sh_bar.data(), w_sh_bar.data());
+        for (long e = 0; e < NE; ++e)
+            for (long k = 0; k < n_sh_w; ++k) radial_bar[e * H.radial.n_out + n_pair_w + k] += w_sh_bar[e * n_sh_w + k];
+        mlp_backward(H.radial, NE, S.hidden.data(), radial_bar.data(), rbf_bar.data());
+        for (long e = 0; e < NE; ++e)
+            for (long k = 0; k < F; ++k) {
+                c_bar[(long)B.src[e] * F + k] += s_bar[e * F + k];
+                c_bar[(long)B.dst[e] * F + k] += s_bar[e * F + k];
+            }
+        linear_backward(H.pair_a, N, a_bar.data(), F, View<T>{x_bar.data(), F, C});
+        linear_backward(H.pair_b, N, b_bar.data(), F, View<T>{x_bar.data(), F, C});
+        linear_backward(H.pair_c, N, c_bar.data(), F, View<T>{x_bar.data(), F, C});
+        linear_backward(H.diag_a, N, da_bar.data(), F, View<T>{x_bar.data(), F, C});
+        linear_backward(H.diag_b, N, db_bar.data(), F, View<T>{x_bar.data(), F, C});
+    }
+
+    // interactions in reverse: x_{t+1} = x_t + out(gate(post(sum(tp(pre(x_t)[dst], Y, mlp(rbf))))))
+    for (int t = M.n_interactions - 1; t >= 0; --t) {
+        const Interaction<T>& I = M.interactions[t];
+        InteractionState<T>& S = E.interactions[t];
+        const long dim_gate = I.post.dim_out;
+        std::vector<T> gated_bar(N * F, 0), gate_in_bar(N * dim_gate, 0), summed_bar(N * F, 0), messages_bar(NE * F), pre_bar(N * F, 0);
+        linear_backward(I.out, N, x_bar.data(), F, View<T>{gated_bar.data(), F, C});
+        for (long i = 0; i < N; ++i) {
+            const T* q = &S.gate_in[i * dim_gate];
+            T* qb = &gate_in_bar[i * dim_gate];
+            const T* g = &gated_bar[i * F];
+            for (int u = 0; u < I.n_scalars; ++u) {
+                const T sg = sigmoid(q[u]);
+                qb[u] = g[u] * I.scale_scalars * sg * (T(1) + q[u] * (T(1) - sg));
+            }
+            const T* gates = q + I.n_scalars;
+            const T* vec = q + I.n_scalars + I.n_gates;
+            T* gates_bar = qb + I.n_scalars;
+            T* vec_bar = qb + I.n_scalars + I.n_gates;
+            for (int c = 1; c < D; ++c) {
+                const int l = (int)std::sqrt((double)c);
+                for (int u = 0; u < C; ++u) {
+                    const int k = (l - 1) * C + u;
+                    const T sg = sigmoid(gates[k]);
+                    vec_bar[(c - 1) * C + u] = g[c * C + u] * sg * I.scale_gates;
+                    gates_bar[k] += g[c * C + u] * vec[(c - 1) * C + u] * I.scale_gates * sg * (T(1) - sg);
+                }
+            }
+        }
+        linear_backward(I.post, N, gate_in_bar.data(), dim_gate, View<T>{summed_bar.data(), F, C});
+        for (long e = 0; e < NE; ++e)
+            for (long k = 0; k < F; ++k) messages_bar[e * F + k] = summed_bar[(long)B.src[e] * F + k] * I.inv_avg_neighbors;
+        radial_bar.assign(NE * I.radial.n_out, 0);
+        harmonic_product_backward(I.paths, NE, C, View<const T>{S.pre.data(), F, C}, B.dst, sh, D, S.weights.data(), View<const T>{messages_bar.data(), F, C},
+                                  View<T>{pre_bar.data(), F, C}, sh_bar.data(), radial_bar.data());
+        mlp_backward(I.radial, NE, S.hidden.data(), radial_bar.data(), rbf_bar.data());
+        linear_backward(I.pre, N, pre_bar.data(), F, View<T>{x_bar.data(), F, C});  // x_bar: residual + this
+    }
+    std::memset(pos_bar, 0, sizeof(T) * 3 * N);
+    edge_geometry_backward(M, B, E.geometry, sh_bar.data(), rbf_bar.data(), pos_bar);
+}
+
+template <typename T>
+void set_batch(Engine<T>& E, const Batch<T>& b) {
+    // a copy of the batch, so that the caller's arrays may go after the forward call
+    E.src.assign(b.src, b.src + b.n_edges);
+    E.dst.assign(b.dst, b.dst + b.n_edges);
+    E.element.assign(b.element, b.element + b.n_atoms);
+    E.molecule.assign(b.molecule, b.molecule + b.n_atoms);
+    E.ao_offset.assign(b.ao_offset, b.ao_offset + b.n_atoms);
+    E.positions.assign(b.positions, b.positions + 3L * b.n_atoms);
+    E.batch = b;
+    E.batch.src = E.src.data();
+    E.batch.dst = E.dst.data();
+    E.batch.element = E.element.data();
+    E.batch.molecule = E.molecule.data();
+    E.batch.ao_offset = E.ao_offset.data();
+    E.batch.positions = E.positions.data();
+}
+
+template <typename T>
+int run_forward(void* engine, const void* batch, T* const* matrices) {
+    try {
+        Engine<T>& E = *static_cast<Engine<T>*>(engine);
+        set_batch(E, *static_cast<const Batch<T>*>(batch));
+        forward(E, matrices);
+        return 0;
+    } catch (const std::bad_alloc&) {
+        return 1;
+    }
+}
+
+template <typename T>
+int run_backward(void* engine, const T* const* matrices_bar, T* pos_bar) {
+    Engine<T>& E = *static_cast<Engine<T>*>(engine);
+    if (!E.has_forward) return 2;
+    try {
+        backward(E, matrices_bar, pos_bar);
+        return 0;
+    } catch (const std::bad_alloc&) {
+        return 1;
+    }
+}
+
+}  // namespace
+
+// ----------------------------------------------------------------------------- C interface
+// Return codes: 0 done, 1 out of memory, 2 backward before any forward.
+extern "C" {
+
+int phisnet_abi_version() { return 1; }
+
+void* phisnet_engine_create_f64(const void* model) {
+    auto* E = new (std::nothrow) Engine<double>();
+    if (E) E->model = static_cast<const Model<double>*>(model);
+    return E;
+}
+void* phisnet_engine_create_f32(const void* model) {
+    auto* E = new (std::nothrow) Engine<float>();
+    if (E) E->model = static_cast<const Model<float>*>(model);
+    return E;
+}
+void phisnet_engine_destroy_f64(void* engine) { delete static_cast<Engine<double>*>(engine); }
+void phisnet_engine_destroy_f32(void* engine) { delete static_cast<Engine<float>*>(engine); }
+
+int phisnet_forward_f64(void* engine, const void* batch, double* const* matrices) { return run_forward<double>(engine, batch, matrices); }
+int phisnet_forward_f32(void* engine, const void* batch, float* const* matrices) { return run_forward<float>(engine, batch, matrices); }
+int phisnet_backward_f64(void* engine, const double* const* matrices_bar, double* pos_bar) { return run_backward<double>(engine, matrices_bar, pos_bar); }
+int phisnet_backward_f32(void* engine, const float* const* matrices_bar, float* pos_bar) { return run_backward<float>(engine, matrices_bar, pos_bar); }
+
+// The library is loaded with ctypes; this makes it an importable (empty) module as well, which
+// is what setuptools builds and what tells Python where the file is.
+static struct PyModuleDef phisnet_native_module = {PyModuleDef_HEAD_INIT, "_phisnet", "PhiSNet native engine (called through ctypes).", -1, nullptr, nullptr, nullptr, nullptr, nullptr};
+PyMODINIT_FUNC PyInit__phisnet(void) { return PyModule_Create(&phisnet_native_module); }
+}

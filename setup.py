@@ -1,0 +1,14 @@
+"""Build of the native engine (ase_phisnet/native/phisnet.cpp); everything else is in pyproject.toml.
+
+The extension is optional: without a C++ compiler the package installs and runs on its torch
+path, with one warning from the calculator.
+"""
+
+from setuptools import Extension, setup
+
+# -fassociative-math (with the flags it requires) lets the compiler vectorize the dot products;
+# NaN and infinity handling is kept (no -ffast-math). -march=native: the engine is built on the
+# machine that runs it.
+FLAGS = ["-O3", "-march=native", "-std=c++17", "-fno-math-errno", "-fassociative-math", "-fno-signed-zeros", "-fno-trapping-math"]
+
+setup(ext_modules=[Extension("ase_phisnet.native._phisnet", ["ase_phisnet/native/phisnet.cpp"], language="c++", extra_compile_args=FLAGS, optional=True)])
