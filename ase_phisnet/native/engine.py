@@ -147,6 +147,10 @@ class NativePhiSNet:
         out = [np.empty((graph.num_molecules, n, n), dtype=self.np_dtype) for _ in self.head_names]
         pointers = (c_void_p * len(out))(*[m.ctypes.data for m in out])
         status = getattr(self.lib, f"phisnet_forward_{self.suffix}")(self._engine, ctypes.addressof(batch), pointers)
+        if status == 3:
+            raise ValueError("the graph has a pair (i, j) without its reverse (j, i): the native engine needs every pair both ways, as build_graph makes them")
+        if status == 4:
+            raise NativeUnavailable("the native engine handles at most 256 channels per order")
         if status:
             raise MemoryError("the native engine ran out of memory")
         self.calls += 1

@@ -38,7 +38,7 @@ def _structs(real):
         _fields_ = [("n_in", c_int32), ("n_hidden", c_int32), ("n_out", c_int32), ("w1", c_void_p), ("b1", c_void_p), ("w2t", c_void_p), ("b2", c_void_p)]
 
     class Paths(ctypes.Structure):
-        _fields_ = [("n_entries", c_int32), ("n_paths", c_int32)] + [(k, c_void_p) for k in ("c1", "c2", "c_out", "path", "coef")]
+        _fields_ = [("n_rows", c_int32), ("n_paths", c_int32)] + [(k, c_void_p) for k in ("row_start", "row_path", "row_out", "row_sign", "c1", "c2", "coef")]
 
     class BlockMap(ctypes.Structure):
         _fields_ = [("linear", Linear), ("n_rows", c_int32), ("n_cols", c_int32), ("n_entries", c_int32)] + [(k, c_void_p) for k in ("entry_block", "entry_f", "entry_coef")]
@@ -133,16 +133,19 @@ class PackedModel:
         )  # fmt: skip
 
     def _paths(self, paths):
-        """Non-zero coefficients of a :class:`PathSum`: (c1, c2, c_out, path, coefficient)."""
+        """A :class:`PathSum` as rows (path, M) of non-zero coefficients (c1, c2, coefficient)."""
         crow, col = paths.K_crow.numpy(), paths.K_col.numpy()
-        rows = np.repeat(np.arange(paths.n_rows), np.diff(crow))  # the (path, M) row of each non-zero
         if not np.array_equal(np.diff(paths.ST_crow.numpy()), np.ones(paths.n_rows, dtype=np.int64)):
             raise NotSupported("a path row that feeds more than one output component")
-        c_out = paths.ST_col.numpy()  # the one output component of each row
+        c1, c2 = col // paths.dim_2, col % paths.dim_2
+        # (-1)^l2 of each row: the sign of its harmonics for the reversed pair
+        l2 = np.zeros(paths.n_rows, dtype=np.int64)
+        filled = np.diff(crow) > 0
+        l2[filled] = np.floor(np.sqrt(c2[crow[:-1][filled]] + 0.5)).astype(np.int64)
         return self.types["Paths"](
-            len(rows), int(paths.row_path.max()) + 1,
-            self._ints(col // paths.dim_2), self._ints(col % paths.dim_2), self._ints(c_out[rows]), self._ints(paths.row_path.numpy()[rows]),
-            self._ptr(self._numpy(paths.K_values)),
+            paths.n_rows, int(paths.row_path.max()) + 1,
+            self._ints(crow), self._ints(paths.row_path.numpy()), self._ints(paths.ST_col.numpy()), self._ints((-1) ** l2),
+            self._ints(c1), self._ints(c2), self._ptr(self._numpy(paths.K_values)),
         )  # fmt: skip
 
     def _block_map(self, head, zi: int, zj: int | None, channels: int):

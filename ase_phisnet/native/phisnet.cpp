@@ -49,9 +49,14 @@ struct Mlp {  // out = W2 silu(W1 in + b1) + b2
 };
 
 template <typename T>
-struct Paths {  // the non-zero Clebsch-Gordan coefficients of a tensor product, with path weights
-    int32_t n_entries, n_paths;
-    const int32_t *c1, *c2, *c_out, *path;
+struct Paths {  // the non-zero Clebsch-Gordan coefficients of a tensor product, with path weights,
+                // grouped by row: one row per (path, output component M)
+    int32_t n_rows, n_paths;
+    const int32_t* row_start;  // (n_rows + 1,) first entry of each row
+    const int32_t* row_path;   // (n_rows,) the row's path: its weights are w[path * channels + u]
+    const int32_t* row_out;    // (n_rows,) the row's output component
+    const int32_t* row_sign;   // (n_rows,) (-1)^l2 of the row's path (Y_l2(-u) = (-1)^l2 Y_l2(u))
+    const int32_t *c1, *c2;    // per entry: components of the two inputs
     const T* coef;
 };
 
@@ -204,95 +209,264 @@ void mlp_backward(const Mlp<T>& M, long rows, const T* hidden_pre, const T* out_
     }
 }
 
-// out[r][c_out] = sum coef w[r][p] a[ia[r]][c1] y[r][c2], channel by channel ("uvu": y has one channel)
+// The products, one row (a pair or an atom) at a time. Inputs are component-major rows:
+// component c at x + c * x_comp, its channels contiguous. Per path row (path p, output M):
+//     harmonic ("uvu", y one channel):  out[M][u] += w[p][u] * sum_k coef_k y[c2_k] x[c1_k][u]
+//     channel  ("uuu"):                 out[M][u] += w[p][u] * sum_k coef_k a[c1_k][u] b[c2_k][u]
+// so that each coefficient costs one or two multiply-adds per channel, and the weights one per row.
+constexpr int MAX_CHANNELS = 256;
+
+// With the channel count CT known at compile time, a row's channels are CT / lanes vectors of the
+// GCC/Clang vector extension (32 bytes: 4 doubles or 8 floats), which stay in registers; the
+// loops below are then over whole vectors. Other channel counts take the plain loops after them.
 template <typename T>
-void harmonic_product(const Paths<T>& P, long rows, int C, View<const T> a, const int32_t* ia, const T* y, long y_row,
-                      const T* w, View<T> out) {
-    for (long r = 0; r < rows; ++r) {
-        const T* yr = y + r * y_row;
-        const T* wr = w + r * (long)P.n_paths * C;
-        const long ra = ia ? ia[r] : r;
-        for (int k = 0; k < P.n_entries; ++k) {
-            const T s = P.coef[k] * yr[P.c2[k]];
-            const T* __restrict wp = wr + (long)P.path[k] * C;
-            const T* __restrict x = a.at(ra, P.c1[k]);
-            T* __restrict o = out.at(r, P.c_out[k]);
-            for (int u = 0; u < C; ++u) o[u] += s * wp[u] * x[u];
+struct Simd;
+template <>
+struct Simd<double> {
+    typedef double V __attribute__((vector_size(32), aligned(8), __may_alias__));
+};
+template <>
+struct Simd<float> {
+    typedef float V __attribute__((vector_size(32), aligned(4), __may_alias__));
+};
+
+template <typename T, int CT>
+constexpr bool vectorized() { return CT > 0 && (CT * sizeof(T)) % 32 == 0 && CT <= MAX_CHANNELS; }
+
+template <typename T>
+inline T lane_sum(typename Simd<T>::V v) {
+    T s = 0;
+    for (int l = 0; l < int(32 / sizeof(T)); ++l) s += v[l];
+    return s;
+}
+
+template <typename T, int CT>
+void harmonic_row_simd(const Paths<T>& P, const T* x, long x_comp, const T* y, const T* w, T* out, long out_comp, T* out_reversed) {
+    using V = typename Simd<T>::V;
+    constexpr int NV = CT * sizeof(T) / 32;
+    for (int r = 0; r < P.n_rows; ++r) {
+        V t[NV] = {};
+        for (int k = P.row_start[r]; k < P.row_start[r + 1]; ++k) {
+            const T s = P.coef[k] * y[P.c2[k]];
+            const V* xk = reinterpret_cast<const V*>(x + P.c1[k] * x_comp);
+#pragma GCC unroll 16
+            for (int i = 0; i < NV; ++i) t[i] += s * xk[i];
+        }
+        const V* wp = reinterpret_cast<const V*>(w + (long)P.row_path[r] * CT);
+        V* o = reinterpret_cast<V*>(out + P.row_out[r] * out_comp);
+#pragma GCC unroll 16
+        for (int i = 0; i < NV; ++i) t[i] *= wp[i];
+#pragma GCC unroll 16
+        for (int i = 0; i < NV; ++i) o[i] += t[i];
+        if (out_reversed) {
+            V* o2 = reinterpret_cast<V*>(out_reversed + P.row_out[r] * out_comp);
+            const T sign = P.row_sign[r];
+#pragma GCC unroll 16
+            for (int i = 0; i < NV; ++i) o2[i] += sign * t[i];
         }
     }
 }
 
-template <typename T>
-void harmonic_product_backward(const Paths<T>& P, long rows, int C, View<const T> a, const int32_t* ia, const T* y, long y_row,
-                               const T* w, View<const T> out_bar, View<T> a_bar, T* y_bar, T* w_bar) {
-    for (long r = 0; r < rows; ++r) {
-        const T* yr = y + r * y_row;
-        T* ybr = y_bar + r * y_row;
-        const T* wr = w + r * (long)P.n_paths * C;
-        T* wbr = w_bar + r * (long)P.n_paths * C;
-        const long ra = ia ? ia[r] : r;
-        for (int k = 0; k < P.n_entries; ++k) {
-            const T coef = P.coef[k], s = coef * yr[P.c2[k]];
-            const T* __restrict wp = wr + (long)P.path[k] * C;
-            T* __restrict wbp = wbr + (long)P.path[k] * C;
-            const T* __restrict x = a.at(ra, P.c1[k]);
-            T* __restrict xb = a_bar.at(ra, P.c1[k]);
-            const T* __restrict g = out_bar.at(r, P.c_out[k]);
-            T dy = 0;
-            for (int u = 0; u < C; ++u) {
-                const T t = x[u] * g[u];
-                wbp[u] += s * t;
-                dy += wp[u] * t;
-                xb[u] += s * wp[u] * g[u];
+template <typename T, int CT>
+void harmonic_row_backward_simd(const Paths<T>& P, const T* x, long x_comp, const T* y, const T* w, const T* g, long g_comp, const T* g_reversed, T* x_bar,
+                                T* y_bar, T* w_bar) {
+    using V = typename Simd<T>::V;
+    constexpr int NV = CT * sizeof(T) / 32;
+    for (int r = 0; r < P.n_rows; ++r) {
+        V ge[NV], gw[NV], t[NV] = {};
+        const V* gp = reinterpret_cast<const V*>(g + P.row_out[r] * g_comp);
+        const V* wp = reinterpret_cast<const V*>(w + (long)P.row_path[r] * CT);
+#pragma GCC unroll 16
+        for (int i = 0; i < NV; ++i) ge[i] = gp[i];
+        if (g_reversed) {
+            const V* g2 = reinterpret_cast<const V*>(g_reversed + P.row_out[r] * g_comp);
+            const T sign = P.row_sign[r];
+#pragma GCC unroll 16
+            for (int i = 0; i < NV; ++i) ge[i] += sign * g2[i];
+        }
+#pragma GCC unroll 16
+        for (int i = 0; i < NV; ++i) gw[i] = wp[i] * ge[i];
+        for (int k = P.row_start[r]; k < P.row_start[r + 1]; ++k) {
+            const T coef = P.coef[k], s = coef * y[P.c2[k]];
+            const V* xk = reinterpret_cast<const V*>(x + P.c1[k] * x_comp);
+            V* xb = reinterpret_cast<V*>(x_bar + P.c1[k] * x_comp);
+            V d = {};
+#pragma GCC unroll 16
+            for (int i = 0; i < NV; ++i) {
+                t[i] += s * xk[i];
+                xb[i] += s * gw[i];
+                d += xk[i] * gw[i];
             }
-            ybr[P.c2[k]] += coef * dy;
+            y_bar[P.c2[k]] += coef * lane_sum<T>(d);
+        }
+        V* wb = reinterpret_cast<V*>(w_bar + (long)P.row_path[r] * CT);
+#pragma GCC unroll 16
+        for (int i = 0; i < NV; ++i) wb[i] += ge[i] * t[i];
+    }
+}
+
+template <typename T, int CT>
+void channel_row_simd(const Paths<T>& P, const T* a, long a_comp, const T* b, long b_comp, const T* w, T* out, long out_comp) {
+    using V = typename Simd<T>::V;
+    constexpr int NV = CT * sizeof(T) / 32;
+    for (int r = 0; r < P.n_rows; ++r) {
+        V t[NV] = {};
+        for (int k = P.row_start[r]; k < P.row_start[r + 1]; ++k) {
+            const T coef = P.coef[k];
+            const V* ak = reinterpret_cast<const V*>(a + P.c1[k] * a_comp);
+            const V* bk = reinterpret_cast<const V*>(b + P.c2[k] * b_comp);
+#pragma GCC unroll 16
+            for (int i = 0; i < NV; ++i) t[i] += coef * (ak[i] * bk[i]);
+        }
+        const V* wp = reinterpret_cast<const V*>(w + (long)P.row_path[r] * CT);
+        V* o = reinterpret_cast<V*>(out + P.row_out[r] * out_comp);
+#pragma GCC unroll 16
+        for (int i = 0; i < NV; ++i) o[i] += wp[i] * t[i];
+    }
+}
+
+template <typename T, int CT>
+void channel_row_backward_simd(const Paths<T>& P, const T* a, long a_comp, const T* b, long b_comp, const T* w, const T* g, long g_comp, T* a_bar, T* b_bar,
+                               T* w_bar) {
+    using V = typename Simd<T>::V;
+    constexpr int NV = CT * sizeof(T) / 32;
+    for (int r = 0; r < P.n_rows; ++r) {
+        V gw[NV], t[NV] = {};
+        const V* gp = reinterpret_cast<const V*>(g + P.row_out[r] * g_comp);
+        const V* wp = reinterpret_cast<const V*>(w + (long)P.row_path[r] * CT);
+#pragma GCC unroll 16
+        for (int i = 0; i < NV; ++i) gw[i] = wp[i] * gp[i];
+        for (int k = P.row_start[r]; k < P.row_start[r + 1]; ++k) {
+            const T coef = P.coef[k];
+            const V* ak = reinterpret_cast<const V*>(a + P.c1[k] * a_comp);
+            const V* bk = reinterpret_cast<const V*>(b + P.c2[k] * b_comp);
+            V* ab = reinterpret_cast<V*>(a_bar + P.c1[k] * a_comp);
+            V* bb = reinterpret_cast<V*>(b_bar + P.c2[k] * b_comp);
+#pragma GCC unroll 16
+            for (int i = 0; i < NV; ++i) {
+                const V q = coef * gw[i];
+                ab[i] += q * bk[i];
+                bb[i] += q * ak[i];
+                t[i] += coef * (ak[i] * bk[i]);
+            }
+        }
+        if (w_bar) {
+            V* wb = reinterpret_cast<V*>(w_bar + (long)P.row_path[r] * CT);
+#pragma GCC unroll 16
+            for (int i = 0; i < NV; ++i) wb[i] += gp[i] * t[i];
         }
     }
 }
 
-// out[r][c_out] = sum coef w[r][p] a[ia[r]][c1] b[ib[r]][c2], channel by channel ("uuu");
-// w_row = 0: one weight vector for every row
-template <typename T>
-void channel_product(const Paths<T>& P, long rows, int C, View<const T> a, const int32_t* ia, View<const T> b, const int32_t* ib,
-                     const T* w, long w_row, View<T> out) {
-    for (long r = 0; r < rows; ++r) {
-        const T* wr = w + r * w_row;
-        const long ra = ia ? ia[r] : r, rb = ib ? ib[r] : r;
-        for (int k = 0; k < P.n_entries; ++k) {
-            const T s = P.coef[k];
-            const T* __restrict wp = wr + (long)P.path[k] * C;
-            const T* __restrict x = a.at(ra, P.c1[k]);
-            const T* __restrict z = b.at(rb, P.c2[k]);
-            T* __restrict o = out.at(r, P.c_out[k]);
-            for (int u = 0; u < C; ++u) o[u] += s * wp[u] * x[u] * z[u];
+template <typename T, int CT>
+void harmonic_row(const Paths<T>& P, int C_runtime, const T* x, long x_comp, const T* y, const T* w, T* out, long out_comp, T* out_reversed) {
+    if constexpr (vectorized<T, CT>()) return harmonic_row_simd<T, CT>(P, x, x_comp, y, w, out, out_comp, out_reversed);
+    const int C = CT > 0 ? CT : C_runtime;
+    // out_reversed (or null): the same product for the reversed pair, whose harmonics are (-1)^l Y
+    T t[MAX_CHANNELS];
+    for (int r = 0; r < P.n_rows; ++r) {
+                for (int u = 0; u < C; ++u) t[u] = 0;
+        for (int k = P.row_start[r]; k < P.row_start[r + 1]; ++k) {
+            const T s = P.coef[k] * y[P.c2[k]];
+            const T* __restrict xk = x + P.c1[k] * x_comp;
+                        for (int u = 0; u < C; ++u) t[u] += s * xk[u];
+        }
+        const T* __restrict wp = w + (long)P.row_path[r] * C;
+        T* __restrict o = out + P.row_out[r] * out_comp;
+                for (int u = 0; u < C; ++u) o[u] += wp[u] * t[u];
+        if (out_reversed) {
+            T* __restrict o2 = out_reversed + P.row_out[r] * out_comp;
+            const T sign = P.row_sign[r];
+                        for (int u = 0; u < C; ++u) o2[u] += sign * wp[u] * t[u];
         }
     }
 }
 
-template <typename T>
-void channel_product_backward(const Paths<T>& P, long rows, int C, View<const T> a, const int32_t* ia, View<const T> b, const int32_t* ib,
-                              const T* w, long w_row, View<const T> out_bar, View<T> a_bar, View<T> b_bar, T* w_bar) {
-    for (long r = 0; r < rows; ++r) {
-        const T* wr = w + r * w_row;
-        T* wbr = w_bar ? w_bar + r * w_row : nullptr;
-        const long ra = ia ? ia[r] : r, rb = ib ? ib[r] : r;
-        for (int k = 0; k < P.n_entries; ++k) {
-            const T s = P.coef[k];
-            const T* __restrict wp = wr + (long)P.path[k] * C;
-            const T* __restrict x = a.at(ra, P.c1[k]);
-            const T* __restrict z = b.at(rb, P.c2[k]);
-            T* __restrict xb = a_bar.at(ra, P.c1[k]);
-            T* __restrict zb = b_bar.at(rb, P.c2[k]);
-            const T* __restrict g = out_bar.at(r, P.c_out[k]);
-            if (wbr) {
-                T* __restrict wbp = wbr + (long)P.path[k] * C;
-                for (int u = 0; u < C; ++u) wbp[u] += s * x[u] * z[u] * g[u];
+template <typename T, int CT>
+void harmonic_row_backward(const Paths<T>& P, int C_runtime, const T* x, long x_comp, const T* y, const T* w, const T* g, long g_comp, const T* g_reversed,
+                           T* x_bar, T* y_bar, T* w_bar) {
+    if constexpr (vectorized<T, CT>()) return harmonic_row_backward_simd<T, CT>(P, x, x_comp, y, w, g, g_comp, g_reversed, x_bar, y_bar, w_bar);
+    const int C = CT > 0 ? CT : C_runtime;
+    T t[MAX_CHANNELS], ge[MAX_CHANNELS], gw[MAX_CHANNELS];
+    for (int r = 0; r < P.n_rows; ++r) {
+        const T* __restrict gp = g + P.row_out[r] * g_comp;
+        const T* __restrict wp = w + (long)P.row_path[r] * C;
+        if (g_reversed) {
+            const T* __restrict g2 = g_reversed + P.row_out[r] * g_comp;
+            const T sign = P.row_sign[r];
+                        for (int u = 0; u < C; ++u) ge[u] = gp[u] + sign * g2[u];
+        } else {
+                        for (int u = 0; u < C; ++u) ge[u] = gp[u];
+        }
+                for (int u = 0; u < C; ++u) {
+            gw[u] = wp[u] * ge[u];
+            t[u] = 0;
+        }
+        for (int k = P.row_start[r]; k < P.row_start[r + 1]; ++k) {
+            const T coef = P.coef[k], s = coef * y[P.c2[k]];
+            const T* __restrict xk = x + P.c1[k] * x_comp;
+            T* __restrict xb = x_bar + P.c1[k] * x_comp;
+            T d = 0;
+                        for (int u = 0; u < C; ++u) {
+                t[u] += s * xk[u];
+                xb[u] += s * gw[u];
+                d += xk[u] * gw[u];
             }
-            for (int u = 0; u < C; ++u) {
-                const T t = s * wp[u] * g[u];
-                xb[u] += t * z[u];
-                zb[u] += t * x[u];
+            y_bar[P.c2[k]] += coef * d;
+        }
+        T* __restrict wb = w_bar + (long)P.row_path[r] * C;
+                for (int u = 0; u < C; ++u) wb[u] += ge[u] * t[u];
+    }
+}
+
+template <typename T, int CT>
+void channel_row(const Paths<T>& P, int C_runtime, const T* a, long a_comp, const T* b, long b_comp, const T* w, T* out, long out_comp) {
+    if constexpr (vectorized<T, CT>()) return channel_row_simd<T, CT>(P, a, a_comp, b, b_comp, w, out, out_comp);
+    const int C = CT > 0 ? CT : C_runtime;
+    T t[MAX_CHANNELS];
+    for (int r = 0; r < P.n_rows; ++r) {
+                for (int u = 0; u < C; ++u) t[u] = 0;
+        for (int k = P.row_start[r]; k < P.row_start[r + 1]; ++k) {
+            const T coef = P.coef[k];
+            const T* __restrict ak = a + P.c1[k] * a_comp;
+            const T* __restrict bk = b + P.c2[k] * b_comp;
+                        for (int u = 0; u < C; ++u) t[u] += coef * ak[u] * bk[u];
+        }
+        const T* __restrict wp = w + (long)P.row_path[r] * C;
+        T* __restrict o = out + P.row_out[r] * out_comp;
+                for (int u = 0; u < C; ++u) o[u] += wp[u] * t[u];
+    }
+}
+
+template <typename T, int CT>
+void channel_row_backward(const Paths<T>& P, int C_runtime, const T* a, long a_comp, const T* b, long b_comp, const T* w, const T* g, long g_comp, T* a_bar,
+                          T* b_bar, T* w_bar /* null: shared weights, not differentiated */) {
+    if constexpr (vectorized<T, CT>()) return channel_row_backward_simd<T, CT>(P, a, a_comp, b, b_comp, w, g, g_comp, a_bar, b_bar, w_bar);
+    const int C = CT > 0 ? CT : C_runtime;
+    T t[MAX_CHANNELS], gw[MAX_CHANNELS];
+    for (int r = 0; r < P.n_rows; ++r) {
+        const T* __restrict gp = g + P.row_out[r] * g_comp;
+        const T* __restrict wp = w + (long)P.row_path[r] * C;
+                for (int u = 0; u < C; ++u) {
+            gw[u] = wp[u] * gp[u];
+            t[u] = 0;
+        }
+        for (int k = P.row_start[r]; k < P.row_start[r + 1]; ++k) {
+            const T coef = P.coef[k];
+            const T* __restrict ak = a + P.c1[k] * a_comp;
+            const T* __restrict bk = b + P.c2[k] * b_comp;
+            T* __restrict ab = a_bar + P.c1[k] * a_comp;
+            T* __restrict bb = b_bar + P.c2[k] * b_comp;
+                        for (int u = 0; u < C; ++u) {
+                const T q = coef * gw[u];
+                ab[u] += q * bk[u];
+                bb[u] += q * ak[u];
+                t[u] += coef * ak[u] * bk[u];
             }
+        }
+        if (w_bar) {
+            T* __restrict wb = w_bar + (long)P.row_path[r] * C;
+                        for (int u = 0; u < C; ++u) wb[u] += gp[u] * t[u];
         }
     }
 }
@@ -398,6 +572,10 @@ void edge_geometry_backward(const Model<T>& M, const Batch<T>& B, const Geometry
 }
 
 // ----------------------------------------------------------------------------- the engine
+// Pairs: the graph holds both (i, j) and (j, i) of every pair within the cutoff. They share the
+// distance, so the radial MLPs run once per pair, and the head's (c_i + c_j) (x) Y product runs
+// once per pair for both directions (Y(-u) = (-1)^l Y(u), exactly).
+
 template <typename T>
 struct InteractionState {  // what the backward needs of one interaction
     std::vector<T> pre, hidden, weights, gate_in;
@@ -413,7 +591,9 @@ struct Engine {
     const Model<T>* model;
     Batch<T> batch;
     std::vector<int32_t> src, dst, element, molecule, ao_offset;
-    std::vector<T> positions;
+    std::vector<int32_t> pair_edge;  // (n_pairs, 2): the edge i -> j with i < j, then j -> i
+    std::vector<int32_t> edge_pair;  // (n_edges,) the pair of each edge
+    std::vector<T> positions, pair_rbf;
     Geometry<T> geometry;
     std::vector<T> x;  // atom features after the last interaction
     std::vector<InteractionState<T>> interactions;
@@ -424,15 +604,52 @@ struct Engine {
 template <typename T>
 long feature_dim(const Model<T>& M) { return (long)(M.lmax + 1) * (M.lmax + 1) * M.channels; }
 
+inline int order_of(int c) { return (int)std::sqrt((double)c + 0.5); }
+
 template <typename T>
+void gate_forward(const Interaction<T>& I, int C, int D, const T* q, T* g) {
+    // scalars: silu; component c of order l >= 1, channel u: times sigmoid(gate (l - 1) C + u)
+    for (int u = 0; u < I.n_scalars; ++u) g[u] = q[u] * sigmoid(q[u]) * I.scale_scalars;
+    const T* gates = q + I.n_scalars;
+    const T* vec = q + I.n_scalars + I.n_gates;  // components 1.. of the gated irreps, C each
+    for (int c = 1; c < D; ++c) {
+        const int l = order_of(c);
+        for (int u = 0; u < C; ++u) g[c * C + u] = vec[(c - 1) * C + u] * sigmoid(gates[(l - 1) * C + u]) * I.scale_gates;
+    }
+}
+
+template <typename T>
+void gate_backward(const Interaction<T>& I, int C, int D, const T* q, const T* g_bar, T* q_bar) {
+    for (int u = 0; u < I.n_scalars; ++u) {
+        const T sg = sigmoid(q[u]);
+        q_bar[u] = g_bar[u] * I.scale_scalars * sg * (T(1) + q[u] * (T(1) - sg));
+    }
+    const T* gates = q + I.n_scalars;
+    const T* vec = q + I.n_scalars + I.n_gates;
+    T* gates_bar = q_bar + I.n_scalars;
+    T* vec_bar = q_bar + I.n_scalars + I.n_gates;
+    for (int k = 0; k < I.n_gates; ++k) gates_bar[k] = 0;
+    for (int c = 1; c < D; ++c) {
+        const int l = order_of(c);
+        for (int u = 0; u < C; ++u) {
+            const int k = (l - 1) * C + u;
+            const T sg = sigmoid(gates[k]);
+            vec_bar[(c - 1) * C + u] = g_bar[c * C + u] * sg * I.scale_gates;
+            gates_bar[k] += g_bar[c * C + u] * vec[(c - 1) * C + u] * I.scale_gates * sg * (T(1) - sg);
+        }
+    }
+}
+
+template <typename T, int CT>
 void forward(Engine<T>& E, T* const* matrices) {
     const Model<T>& M = *E.model;
     const Batch<T>& B = E.batch;
-    const int C = M.channels, D = (M.lmax + 1) * (M.lmax + 1);
-    const long N = B.n_atoms, NE = B.n_edges, F = feature_dim(M), n = B.n_max;
+    const int C = CT > 0 ? CT : M.channels, D = (M.lmax + 1) * (M.lmax + 1), K = M.n_radial;
+    const long N = B.n_atoms, NE = B.n_edges, NP = NE / 2, F = feature_dim(M), n = B.n_max;
     edge_geometry(M, B, E.geometry);
     const T* sh = E.geometry.sh.data();
-    const T* rbf = E.geometry.rbf.data();
+    E.pair_rbf.resize(NP * K);
+    for (long p = 0; p < NP; ++p) std::memcpy(&E.pair_rbf[p * K], &E.geometry.rbf[(long)E.pair_edge[2 * p] * K], K * sizeof(T));
 
     // embedding: the scalars of each atom, zeros above
     std::vector<T>& x = E.x;
@@ -440,17 +657,18 @@ void forward(Engine<T>& E, T* const* matrices) {
     for (long i = 0; i < N; ++i) std::memcpy(&x[i * F], M.embedding + (long)B.element[i] * C, C * sizeof(T));
 
     E.interactions.resize(M.n_interactions);
-    std::vector<T> messages, summed, gated;
+    std::vector<T> messages, summed, gated, update;
     for (int t = 0; t < M.n_interactions; ++t) {
         const Interaction<T>& I = M.interactions[t];
         InteractionState<T>& S = E.interactions[t];
         S.pre.assign(N * F, 0);
         linear_forward(I.pre, N, View<const T>{x.data(), F, C}, S.pre.data(), F);
-        S.hidden.assign(NE * I.radial.n_hidden, 0);
-        S.weights.assign(NE * I.radial.n_out, 0);
-        mlp_forward(I.radial, NE, rbf, S.hidden.data(), S.weights.data());
+        S.hidden.assign(NP * I.radial.n_hidden, 0);
+        S.weights.assign(NP * I.radial.n_out, 0);
+        mlp_forward(I.radial, NP, E.pair_rbf.data(), S.hidden.data(), S.weights.data());
         messages.assign(NE * F, 0);  // messages flow sender (dst) -> receiver (src)
-        harmonic_product(I.paths, NE, C, View<const T>{S.pre.data(), F, C}, B.dst, sh, D, S.weights.data(), View<T>{messages.data(), F, C});
+        for (long e = 0; e < NE; ++e)
+            harmonic_row<T, CT>(I.paths, C, &S.pre[(long)B.dst[e] * F], C, sh + e * D, &S.weights[(long)E.edge_pair[e] * I.radial.n_out], &messages[e * F], C, (T*)nullptr);
         summed.assign(N * F, 0);
         for (long e = 0; e < NE; ++e) {
             T* to = &summed[(long)B.src[e] * F];
@@ -461,26 +679,16 @@ void forward(Engine<T>& E, T* const* matrices) {
         const long dim_gate = I.post.dim_out;
         S.gate_in.assign(N * dim_gate, 0);
         linear_forward(I.post, N, View<const T>{summed.data(), F, C}, S.gate_in.data(), dim_gate);
-        // gate: scalars silu, order l >= 1 channel u times sigmoid of gate (l - 1) C + u
         gated.assign(N * F, 0);
-        for (long i = 0; i < N; ++i) {
-            const T* q = &S.gate_in[i * dim_gate];
-            T* g = &gated[i * F];
-            for (int u = 0; u < I.n_scalars; ++u) g[u] = q[u] * sigmoid(q[u]) * I.scale_scalars;
-            const T* gates = q + I.n_scalars;
-            const T* vec = q + I.n_scalars + I.n_gates;  // components 1.. of the gated irreps, C each
-            for (int c = 1; c < D; ++c) {
-                const int l = (int)std::sqrt((double)c);
-                for (int u = 0; u < C; ++u) g[c * C + u] = vec[(c - 1) * C + u] * sigmoid(gates[(l - 1) * C + u]) * I.scale_gates;
-            }
-        }
-        std::vector<T> update(N * F, 0);
+        for (long i = 0; i < N; ++i) gate_forward(I, C, D, &S.gate_in[i * dim_gate], &gated[i * F]);
+        update.assign(N * F, 0);
         linear_forward(I.out, N, View<const T>{gated.data(), F, C}, update.data(), F);
         for (long k = 0; k < N * F; ++k) x[k] += update[k];
     }
 
     E.heads.resize(M.n_heads);
     const long F2 = 2 * F;  // pair and one-centre features: 2 C channels per component
+    std::vector<T> f;
     for (int h = 0; h < M.n_heads; ++h) {
         const Head<T>& H = M.heads[h];
         HeadState<T>& S = E.heads[h];
@@ -490,32 +698,30 @@ void forward(Engine<T>& E, T* const* matrices) {
         linear_forward(H.pair_c, N, View<const T>{x.data(), F, C}, S.c.data(), F);
         linear_forward(H.diag_a, N, View<const T>{x.data(), F, C}, S.da.data(), F);
         linear_forward(H.diag_b, N, View<const T>{x.data(), F, C}, S.db.data(), F);
-        S.hidden.assign(NE * H.radial.n_hidden, 0);
-        S.weights.assign(NE * H.radial.n_out, 0);
-        mlp_forward(H.radial, NE, rbf, S.hidden.data(), S.weights.data());
-        S.s.assign(NE * F, 0);
-        for (long e = 0; e < NE; ++e)
-            for (long k = 0; k < F; ++k) S.s[e * F + k] = S.c[(long)B.src[e] * F + k] + S.c[(long)B.dst[e] * F + k];
-        // f_pair = [x_i (x) x_j | (c_i + c_j) (x) Y], f_diag = [x_i (x) x_i | x_i]
-        S.f_pair.assign(NE * F2, 0);
+        S.hidden.assign(NP * H.radial.n_hidden, 0);
+        S.weights.assign(NP * H.radial.n_out, 0);
+        mlp_forward(H.radial, NP, E.pair_rbf.data(), S.hidden.data(), S.weights.data());
         const long n_pair_w = (long)H.pair_paths.n_paths * C;
-        channel_product(H.pair_paths, NE, C, View<const T>{S.a.data(), F, C}, B.src, View<const T>{S.b.data(), F, C}, B.dst, S.weights.data(),
-                        H.radial.n_out, View<T>{S.f_pair.data(), F2, 2 * C});
-        std::vector<T> w_sh(NE * H.sh_paths.n_paths * (long)C);
+        // f_pair = [a_i (x) b_j | (c_i + c_j) (x) Y_ij], f_diag = [da_i (x) db_i | x_i]
+        S.f_pair.assign(NE * F2, 0);
         for (long e = 0; e < NE; ++e)
-            std::memcpy(&w_sh[e * H.sh_paths.n_paths * (long)C], &S.weights[e * H.radial.n_out + n_pair_w], H.sh_paths.n_paths * (long)C * sizeof(T));
-        harmonic_product(H.sh_paths, NE, C, View<const T>{S.s.data(), F, C}, (const int32_t*)nullptr, sh, D, w_sh.data(),
-                         View<T>{S.f_pair.data() + C, F2, 2 * C});
+            channel_row<T, CT>(H.pair_paths, C, &S.a[(long)B.src[e] * F], C, &S.b[(long)B.dst[e] * F], C, &S.weights[(long)E.edge_pair[e] * H.radial.n_out], &S.f_pair[e * F2], 2 * C);
+        S.s.assign(NP * F, 0);
+        for (long p = 0; p < NP; ++p) {
+            const long e = E.pair_edge[2 * p], e_rev = E.pair_edge[2 * p + 1];
+            T* sp = &S.s[p * F];
+            for (long k = 0; k < F; ++k) sp[k] = S.c[(long)B.src[e] * F + k] + S.c[(long)B.dst[e] * F + k];
+            harmonic_row<T, CT>(H.sh_paths, C, sp, C, sh + e * D, &S.weights[p * H.radial.n_out + n_pair_w], &S.f_pair[e * F2 + C], 2 * C, &S.f_pair[e_rev * F2 + C]);
+        }
         S.f_diag.assign(N * F2, 0);
-        channel_product(H.diag_paths, N, C, View<const T>{S.da.data(), F, C}, (const int32_t*)nullptr, View<const T>{S.db.data(), F, C},
-                        (const int32_t*)nullptr, H.diag_weight, 0, View<T>{S.f_diag.data(), F2, 2 * C});
-        for (long i = 0; i < N; ++i)
+        for (long i = 0; i < N; ++i) {
+            channel_row<T, CT>(H.diag_paths, C, &S.da[i * F], C, &S.db[i * F], C, H.diag_weight, &S.f_diag[i * F2], 2 * C);
             for (int c = 0; c < D; ++c) std::memcpy(&S.f_diag[i * F2 + c * 2 * C + C], &x[i * F + c * C], C * sizeof(T));
+        }
 
         // blocks into M, then the matrix M + M^T
         T* out = matrices[h];
         std::memset(out, 0, sizeof(T) * B.n_molecules * n * n);
-        std::vector<T> f;
         auto place = [&](const BlockMap<T>& map, const T* features, long row0, long col0, T* mat) {
             f.assign(map.linear.dim_out, 0);
             linear_forward(map.linear, 1, View<const T>{features, F2, 2 * C}, f.data(), map.linear.dim_out);
@@ -546,21 +752,24 @@ void forward(Engine<T>& E, T* const* matrices) {
     E.has_forward = true;
 }
 
-template <typename T>
+template <typename T, int CT>
 void backward(Engine<T>& E, const T* const* matrices_bar, T* pos_bar) {
     const Model<T>& M = *E.model;
     const Batch<T>& B = E.batch;
-    const int C = M.channels, D = (M.lmax + 1) * (M.lmax + 1), K = M.n_radial;
-    const long N = B.n_atoms, NE = B.n_edges, F = feature_dim(M), F2 = 2 * F, n = B.n_max;
+    const int C = CT > 0 ? CT : M.channels, D = (M.lmax + 1) * (M.lmax + 1), K = M.n_radial;
+    const long N = B.n_atoms, NE = B.n_edges, NP = NE / 2, F = feature_dim(M), F2 = 2 * F, n = B.n_max;
     const T* sh = E.geometry.sh.data();
-    std::vector<T> sh_bar(NE * D, 0), rbf_bar(NE * K, 0), x_bar(N * F, 0), radial_bar;
+    // the pairs' radial gradients land on the first edge of each pair (both have the same distance)
+    std::vector<T> sh_bar(NE * D, 0), pair_rbf_bar(NP * K, 0), x_bar(N * F, 0), radial_bar, f_bar;
+    std::vector<T> f_pair_bar, f_diag_bar, da_bar, db_bar, a_bar, b_bar, s_bar, c_bar;
 
     for (int h = 0; h < M.n_heads; ++h) {
         const Head<T>& H = M.heads[h];
         HeadState<T>& S = E.heads[h];
         const T* G = matrices_bar[h];
         // H = M + M^T: dL/dM = G + G^T
-        std::vector<T> f_pair_bar(NE * F2, 0), f_diag_bar(N * F2, 0), f_bar;
+        f_pair_bar.assign(NE * F2, 0);
+        f_diag_bar.assign(N * F2, 0);
         auto take = [&](const BlockMap<T>& map, const T* g, long row0, long col0, T* features_bar) {
             f_bar.assign(map.linear.dim_out, 0);
             for (int k = 0; k < map.n_entries; ++k) {
@@ -576,32 +785,33 @@ void backward(Engine<T>& E, const T* const* matrices_bar, T* pos_bar) {
             const int i = B.src[e], j = B.dst[e];
             take(H.off[B.element[i] * M.n_elements + B.element[j]], G + (long)B.molecule[i] * n * n, B.ao_offset[i], B.ao_offset[j], &f_pair_bar[e * F2]);
         }
+        for (auto* v : {&da_bar, &db_bar, &a_bar, &b_bar, &c_bar}) v->assign(N * F, 0);
+        s_bar.assign(NP * F, 0);
         // f_diag = [da (x) db | x]
-        std::vector<T> da_bar(N * F, 0), db_bar(N * F, 0), a_bar(N * F, 0), b_bar(N * F, 0), s_bar(NE * F, 0), c_bar(N * F, 0);
-        for (long i = 0; i < N; ++i)
+        for (long i = 0; i < N; ++i) {
             for (int c = 0; c < D; ++c)
                 for (int u = 0; u < C; ++u) x_bar[i * F + c * C + u] += f_diag_bar[i * F2 + c * 2 * C + C + u];
-        channel_product_backward(H.diag_paths, N, C, View<const T>{S.da.data(), F, C}, (const int32_t*)nullptr, View<const T>{S.db.data(), F, C},
-                                 (const int32_t*)nullptr, H.diag_weight, 0, View<const T>{f_diag_bar.data(), F2, 2 * C}, View<T>{da_bar.data(), F, C},
-                                 View<T>{db_bar.data(), F, C}, (T*)nullptr);
+            channel_row_backward<T, CT>(H.diag_paths, C, &S.da[i * F], C, &S.db[i * F], C, H.diag_weight, &f_diag_bar[i * F2], 2 * C, &da_bar[i * F], &db_bar[i * F],
+                                 (T*)nullptr);
+        }
         // f_pair = [a_i (x) b_j | s (x) Y]
-        radial_bar.assign(NE * H.radial.n_out, 0);
-        const long n_pair_w = (long)H.pair_paths.n_paths * C, n_sh_w = (long)H.sh_paths.n_paths * C;
-        channel_product_backward(H.pair_paths, NE, C, View<const T>{S.a.data(), F, C}, B.src, View<const T>{S.b.data(), F, C}, B.dst, S.weights.data(),
-                                 H.radial.n_out, View<const T>{f_pair_bar.data(), F2, 2 * C}, View<T>{a_bar.data(), F, C}, View<T>{b_bar.data(), F, C},
-                                 radial_bar.data());
-        std::vector<T> w_sh(NE * n_sh_w), w_sh_bar(NE * n_sh_w, 0);
-        for (long e = 0; e < NE; ++e) std::memcpy(&w_sh[e * n_sh_w], &S.weights[e * H.radial.n_out + n_pair_w], n_sh_w * sizeof(T));
-        harmonic_product_backward(H.sh_paths, NE, C, View<const T>{S.s.data(), F, C}, (const int32_t*)nullptr, sh, D, w_sh.data(),
-                                  View<const T>{f_pair_bar.data() + C, F2, 2 * C}, View<T>{s_bar.data(), F, C}, sh_bar.data(), w_sh_bar.data());
-        for (long e = 0; e < NE; ++e)
-            for (long k = 0; k < n_sh_w; ++k) radial_bar[e * H.radial.n_out + n_pair_w + k] += w_sh_bar[e * n_sh_w + k];
-        mlp_backward(H.radial, NE, S.hidden.data(), radial_bar.data(), rbf_bar.data());
-        for (long e = 0; e < NE; ++e)
+        radial_bar.assign(NP * H.radial.n_out, 0);
+        const long n_pair_w = (long)H.pair_paths.n_paths * C;
+        for (long e = 0; e < NE; ++e) {
+            const long wrow = (long)E.edge_pair[e] * H.radial.n_out;
+            channel_row_backward<T, CT>(H.pair_paths, C, &S.a[(long)B.src[e] * F], C, &S.b[(long)B.dst[e] * F], C, &S.weights[wrow], &f_pair_bar[e * F2], 2 * C,
+                                 &a_bar[(long)B.src[e] * F], &b_bar[(long)B.dst[e] * F], &radial_bar[wrow]);
+        }
+        for (long p = 0; p < NP; ++p) {
+            const long e = E.pair_edge[2 * p], e_rev = E.pair_edge[2 * p + 1];
+            harmonic_row_backward<T, CT>(H.sh_paths, C, &S.s[p * F], C, sh + e * D, &S.weights[p * H.radial.n_out + n_pair_w], &f_pair_bar[e * F2 + C], 2 * C,
+                                  &f_pair_bar[e_rev * F2 + C], &s_bar[p * F], &sh_bar[e * D], &radial_bar[p * H.radial.n_out + n_pair_w]);
             for (long k = 0; k < F; ++k) {
-                c_bar[(long)B.src[e] * F + k] += s_bar[e * F + k];
-                c_bar[(long)B.dst[e] * F + k] += s_bar[e * F + k];
+                c_bar[(long)B.src[e] * F + k] += s_bar[p * F + k];
+                c_bar[(long)B.dst[e] * F + k] += s_bar[p * F + k];
             }
+        }
+        mlp_backward(H.radial, NP, S.hidden.data(), radial_bar.data(), pair_rbf_bar.data());
         linear_backward(H.pair_a, N, a_bar.data(), F, View<T>{x_bar.data(), F, C});
         linear_backward(H.pair_b, N, b_bar.data(), F, View<T>{x_bar.data(), F, C});
         linear_backward(H.pair_c, N, c_bar.data(), F, View<T>{x_bar.data(), F, C});
@@ -610,50 +820,38 @@ void backward(Engine<T>& E, const T* const* matrices_bar, T* pos_bar) {
     }
 
     // interactions in reverse: x_{t+1} = x_t + out(gate(post(sum(tp(pre(x_t)[dst], Y, mlp(rbf))))))
+    std::vector<T> gated_bar, gate_in_bar, summed_bar, pre_bar;
     for (int t = M.n_interactions - 1; t >= 0; --t) {
         const Interaction<T>& I = M.interactions[t];
         InteractionState<T>& S = E.interactions[t];
         const long dim_gate = I.post.dim_out;
-        std::vector<T> gated_bar(N * F, 0), gate_in_bar(N * dim_gate, 0), summed_bar(N * F, 0), messages_bar(NE * F), pre_bar(N * F, 0);
+        gated_bar.assign(N * F, 0);
+        gate_in_bar.assign(N * dim_gate, 0);
+        summed_bar.assign(N * F, 0);
+        pre_bar.assign(N * F, 0);
         linear_backward(I.out, N, x_bar.data(), F, View<T>{gated_bar.data(), F, C});
-        for (long i = 0; i < N; ++i) {
-            const T* q = &S.gate_in[i * dim_gate];
-            T* qb = &gate_in_bar[i * dim_gate];
-            const T* g = &gated_bar[i * F];
-            for (int u = 0; u < I.n_scalars; ++u) {
-                const T sg = sigmoid(q[u]);
-                qb[u] = g[u] * I.scale_scalars * sg * (T(1) + q[u] * (T(1) - sg));
-            }
-            const T* gates = q + I.n_scalars;
-            const T* vec = q + I.n_scalars + I.n_gates;
-            T* gates_bar = qb + I.n_scalars;
-            T* vec_bar = qb + I.n_scalars + I.n_gates;
-            for (int c = 1; c < D; ++c) {
-                const int l = (int)std::sqrt((double)c);
-                for (int u = 0; u < C; ++u) {
-                    const int k = (l - 1) * C + u;
-                    const T sg = sigmoid(gates[k]);
-                    vec_bar[(c - 1) * C + u] = g[c * C + u] * sg * I.scale_gates;
-                    gates_bar[k] += g[c * C + u] * vec[(c - 1) * C + u] * I.scale_gates * sg * (T(1) - sg);
-                }
-            }
-        }
+        for (long i = 0; i < N; ++i) gate_backward(I, C, D, &S.gate_in[i * dim_gate], &gated_bar[i * F], &gate_in_bar[i * dim_gate]);
         linear_backward(I.post, N, gate_in_bar.data(), dim_gate, View<T>{summed_bar.data(), F, C});
-        for (long e = 0; e < NE; ++e)
-            for (long k = 0; k < F; ++k) messages_bar[e * F + k] = summed_bar[(long)B.src[e] * F + k] * I.inv_avg_neighbors;
-        radial_bar.assign(NE * I.radial.n_out, 0);
-        harmonic_product_backward(I.paths, NE, C, View<const T>{S.pre.data(), F, C}, B.dst, sh, D, S.weights.data(), View<const T>{messages_bar.data(), F, C},
-                                  View<T>{pre_bar.data(), F, C}, sh_bar.data(), radial_bar.data());
-        mlp_backward(I.radial, NE, S.hidden.data(), radial_bar.data(), rbf_bar.data());
+        for (auto& v : summed_bar) v *= I.inv_avg_neighbors;
+        radial_bar.assign(NP * I.radial.n_out, 0);
+        for (long e = 0; e < NE; ++e) {
+            const long wrow = (long)E.edge_pair[e] * I.radial.n_out;
+            harmonic_row_backward<T, CT>(I.paths, C, &S.pre[(long)B.dst[e] * F], C, sh + e * D, &S.weights[wrow], &summed_bar[(long)B.src[e] * F], C, (const T*)nullptr,
+                                  &pre_bar[(long)B.dst[e] * F], &sh_bar[e * D], &radial_bar[wrow]);
+        }
+        mlp_backward(I.radial, NP, S.hidden.data(), radial_bar.data(), pair_rbf_bar.data());
         linear_backward(I.pre, N, pre_bar.data(), F, View<T>{x_bar.data(), F, C});  // x_bar: residual + this
     }
+    std::vector<T> rbf_bar(NE * K, 0);
+    for (long p = 0; p < NP; ++p) std::memcpy(&rbf_bar[(long)E.pair_edge[2 * p] * K], &pair_rbf_bar[p * K], K * sizeof(T));
     std::memset(pos_bar, 0, sizeof(T) * 3 * N);
     edge_geometry_backward(M, B, E.geometry, sh_bar.data(), rbf_bar.data(), pos_bar);
 }
 
+// The batch's arrays are copied (the caller's may go after the forward call) and its edges
+// matched into pairs. Returns false when an edge has no reverse (the graph is not symmetric).
 template <typename T>
-void set_batch(Engine<T>& E, const Batch<T>& b) {
-    // a copy of the batch, so that the caller's arrays may go after the forward call
+bool set_batch(Engine<T>& E, const Batch<T>& b) {
     E.src.assign(b.src, b.src + b.n_edges);
     E.dst.assign(b.dst, b.dst + b.n_edges);
     E.element.assign(b.element, b.element + b.n_atoms);
@@ -667,14 +865,43 @@ void set_batch(Engine<T>& E, const Batch<T>& b) {
     E.batch.molecule = E.molecule.data();
     E.batch.ao_offset = E.ao_offset.data();
     E.batch.positions = E.positions.data();
+    // edges of atom i, to find each edge's reverse
+    std::vector<int32_t> first(b.n_atoms + 1, 0), order(b.n_edges);
+    for (long e = 0; e < b.n_edges; ++e) ++first[E.src[e] + 1];
+    for (long i = 0; i < b.n_atoms; ++i) first[i + 1] += first[i];
+    std::vector<int32_t> fill(first.begin(), first.end() - 1);
+    for (long e = 0; e < b.n_edges; ++e) order[fill[E.src[e]]++] = (int32_t)e;
+    E.pair_edge.clear();
+    E.edge_pair.assign(b.n_edges, -1);
+    for (long e = 0; e < b.n_edges; ++e) {
+        const int i = E.src[e], j = E.dst[e];
+        if (i >= j) continue;
+        int32_t reverse = -1;
+        for (int k = first[j]; k < first[j + 1]; ++k)
+            if (E.dst[order[k]] == i) reverse = order[k];
+        if (reverse < 0) return false;
+        E.edge_pair[e] = E.edge_pair[reverse] = (int32_t)(E.pair_edge.size() / 2);
+        E.pair_edge.push_back((int32_t)e);
+        E.pair_edge.push_back(reverse);
+    }
+    for (long e = 0; e < b.n_edges; ++e)
+        if (E.edge_pair[e] < 0) return false;
+    return true;
 }
 
 template <typename T>
 int run_forward(void* engine, const void* batch, T* const* matrices) {
     try {
         Engine<T>& E = *static_cast<Engine<T>*>(engine);
-        set_batch(E, *static_cast<const Batch<T>*>(batch));
-        forward(E, matrices);
+        if (E.model->channels > MAX_CHANNELS) return 4;
+        if (!set_batch(E, *static_cast<const Batch<T>*>(batch))) return 3;
+        switch (E.model->channels) {  // the shipped models' channel counts get compiled-in loop bounds
+            case 8: forward<T, 8>(E, matrices); break;
+            case 16: forward<T, 16>(E, matrices); break;
+            case 32: forward<T, 32>(E, matrices); break;
+            case 64: forward<T, 64>(E, matrices); break;
+            default: forward<T, 0>(E, matrices);
+        }
         return 0;
     } catch (const std::bad_alloc&) {
         return 1;
@@ -686,7 +913,13 @@ int run_backward(void* engine, const T* const* matrices_bar, T* pos_bar) {
     Engine<T>& E = *static_cast<Engine<T>*>(engine);
     if (!E.has_forward) return 2;
     try {
-        backward(E, matrices_bar, pos_bar);
+        switch (E.model->channels) {
+            case 8: backward<T, 8>(E, matrices_bar, pos_bar); break;
+            case 16: backward<T, 16>(E, matrices_bar, pos_bar); break;
+            case 32: backward<T, 32>(E, matrices_bar, pos_bar); break;
+            case 64: backward<T, 64>(E, matrices_bar, pos_bar); break;
+            default: backward<T, 0>(E, matrices_bar, pos_bar);
+        }
         return 0;
     } catch (const std::bad_alloc&) {
         return 1;
@@ -696,7 +929,8 @@ int run_backward(void* engine, const T* const* matrices_bar, T* pos_bar) {
 }  // namespace
 
 // ----------------------------------------------------------------------------- C interface
-// Return codes: 0 done, 1 out of memory, 2 backward before any forward.
+// Return codes: 0 done, 1 out of memory, 2 backward before any forward, 3 an edge without its
+// reverse, 4 more channels than MAX_CHANNELS.
 extern "C" {
 
 int phisnet_abi_version() { return 1; }
