@@ -101,6 +101,7 @@ class PhiSNetCalculator(Calculator):
     def __init__(self, model=None, **kwargs):
         self.model = None
         self.network = None  # NativePhiSNet, or None for the torch model
+        self._shortest_seen = None  # training range per element pair (check_training_range)
         self._integrals = None
         self._graph_cache = (None, None)
         if model is not None:
@@ -153,6 +154,7 @@ class PhiSNetCalculator(Calculator):
         self._graph_cache = (None, None)
         self._check_model()
         self.network = self._native_network()
+        self._shortest_seen = self._training_range_table()
 
     def _native_network(self):
         """The compiled engine for the loaded model, as the ``engine`` parameter asks."""
@@ -176,8 +178,11 @@ class PhiSNetCalculator(Calculator):
             raise InputError(f"charge {p['charge']} asked for; this model was trained on charge {trained_charge} molecules only")
 
     # ------------------------------------------------------------------ input checks
-    def check_atoms(self, atoms) -> None:
-        """Refuse what the model cannot describe, with the reason and what is accepted."""
+    def check_atoms(self, atoms) -> np.ndarray:
+        """Refuse what the model cannot describe, with the reason and what is accepted.
+
+        Returns the interatomic distances (Å), which the other checks and the pair list reuse.
+        """
         numbers = atoms.get_atomic_numbers()
         unsupported = sorted(set(numbers.tolist()) - set(self.model.elements))
         if unsupported:
@@ -190,37 +195,57 @@ class PhiSNetCalculator(Calculator):
         pos = atoms.get_positions()
         if not np.all(np.isfinite(pos)):
             raise InputError("atomic positions contain NaN or infinite values")
+        distances = np.sqrt(((pos[:, None] - pos[None]) ** 2).sum(-1))
         if len(atoms) > 1:
-            d = np.linalg.norm(pos[:, None] - pos[None], axis=-1) + np.eye(len(atoms)) * 1e9
+            d = distances + np.eye(len(atoms)) * 1e9
             i, j = np.unravel_index(np.argmin(d), d.shape)
             if d[i, j] < MIN_DISTANCE:
                 raise InputError(f"atoms {i} and {j} are {d[i, j]:.3f} Å apart; PhiSNetCalculator needs at least {MIN_DISTANCE} Å")
         check_charge_multiplicity(numbers, self.parameters.charge, 1)
+        return distances
 
-    def check_training_range(self, atoms) -> None:
+    def check_training_range(self, atoms, distances: np.ndarray | None = None) -> None:
         """Warn when an element pair is closer than any pair of that kind seen in training.
 
         The range is the model's ``metadata["training_range"]`` (shortest distance per element
-        pair, Å); a model without that record is not checked.
+        pair, Å); a model without that record is not checked. ``distances`` (Å), if given, are
+        the molecule's interatomic distances.
         """
-        seen = getattr(self.model, "metadata", {}).get("training_range", {}).get("pair_distance_A")
-        if not seen or len(atoms) < 2:
+        if len(atoms) < 2 or self._shortest_seen is None:
             return
-        numbers, pos = atoms.get_atomic_numbers(), atoms.get_positions()
+        numbers = atoms.get_atomic_numbers()
+        if distances is None:
+            pos = atoms.get_positions()
+            distances = np.sqrt(((pos[:, None] - pos[None]) ** 2).sum(-1))
+        index = np.searchsorted(self.model.elements, numbers)
+        low = self._shortest_seen[index[:, None], index[None, :]]  # nan: a pair training never had
         i, j = np.triu_indices(len(atoms), k=1)
-        d = np.linalg.norm(pos[i] - pos[j], axis=-1)
-        for a, b, dist in zip(i, j, d):
-            za, zb = sorted((int(numbers[a]), int(numbers[b])))
+        outside = ~(distances[i, j] >= low[i, j])
+        for a, b in zip(i[outside], j[outside]):
             pair = f"{chemical_symbols[numbers[a]]}-{chemical_symbols[numbers[b]]}"
-            low = seen.get(f"{za}-{zb}", [None])[0]
-            if low is None:
+            if np.isnan(low[a, b]):
                 warnings.warn(f"atoms {a} and {b} form a {pair} pair, which the training data never had; the prediction is an extrapolation", stacklevel=3)
-            elif dist < low:
+            else:
                 warnings.warn(
-                    f"atoms {a} and {b} ({pair}) are {dist:.3f} Å apart, shorter than any such pair in training "
-                    f"({low:.3f} Å): the geometry is outside the training range and the prediction is an extrapolation",
+                    f"atoms {a} and {b} ({pair}) are {distances[a, b]:.3f} Å apart, shorter than any such pair in training "
+                    f"({low[a, b]:.3f} Å): the geometry is outside the training range and the prediction is an extrapolation",
                     stacklevel=3,
                 )
+
+    def _training_range_table(self) -> np.ndarray | None:
+        """The model's shortest training distance (Å) per element pair as a matrix over its
+        elements (nan for a pair never seen), or None for a model without the record."""
+        seen = getattr(self.model, "metadata", {}).get("training_range", {}).get("pair_distance_A")
+        if not seen:
+            return None
+        elements = list(self.model.elements)
+        table = np.full((len(elements), len(elements)), np.nan)
+        for a, za in enumerate(elements):
+            for b, zb in enumerate(elements):
+                low = seen.get(f"{min(za, zb)}-{max(za, zb)}", [None])[0]
+                if low is not None:
+                    table[a, b] = low
+        return table
 
     def _graph(self, numbers, R: torch.Tensor, system_changes):
         """The model's graph at ``R`` (Bohr). Its bookkeeping is kept while only the positions
@@ -239,9 +264,12 @@ class PhiSNetCalculator(Calculator):
     # ------------------------------------------------------------------ the calculation
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
+        if not system_changes and "density_matrix" in self.results and set(properties) <= {"dipole", "charges", *self.results}:
+            self._one_electron_properties(properties)  # same geometry: what its density gives
+            return
         atoms = self.atoms
-        self.check_atoms(atoms)
-        self.check_training_range(atoms)
+        distances = self.check_atoms(atoms)
+        self.check_training_range(atoms, distances)
         wants_forces = "forces" in properties
         wants_energy = wants_forces or any(p in properties for p in ("energy", "free_energy"))
         if wants_energy and "hcore" not in self.model.config.heads:
@@ -252,35 +280,40 @@ class PhiSNetCalculator(Calculator):
         if self._integrals is None:
             self._integrals = IntegralCache(self.model.config.basis, self.parameters.charge)
         numbers = atoms.get_atomic_numbers()
+        self.results.update(self._torch_step(numbers, atoms.get_positions() / BOHR, wants_energy, wants_forces))
+        self._one_electron_properties(properties)
+        gap = self.results["homo_lumo_gap"]
+        if gap < 0.1:
+            warnings.warn(f"predicted HOMO-LUMO gap collapsed to {gap:.3f} eV: the geometry is probably outside the training range", stacklevel=2)
+
+    def _torch_step(self, numbers, positions_bohr: np.ndarray, wants_energy: bool, wants_forces: bool) -> dict:
+        """One electronic step through :func:`~ase_phisnet.electronic.electronic_states`; forces by autograd."""
         param = next(self.model.parameters())
-        R = torch.tensor(atoms.get_positions() / BOHR, dtype=param.dtype, device=param.device, requires_grad=wants_forces)
+        R = torch.tensor(positions_bohr, dtype=param.dtype, device=param.device, requires_grad=wants_forces)
         with torch.set_grad_enabled(wants_forces):
-            graph = self._graph(numbers, R, system_changes)
+            graph = self._graph(numbers, R, ())
             (state,), _ = electronic_states(
                 self.model, [numbers], [R], self._integrals, energy=wants_energy, overlap=self.parameters.overlap, graph=graph, network=self.network
             )
+        results = {}
         if wants_forces:
             (grad,) = torch.autograd.grad(state.energy, R)
-            self.results["forces"] = -grad.detach().cpu().double().numpy() * HARTREE / BOHR
+            results["forces"] = -grad.detach().cpu().double().numpy() * HARTREE / BOHR
         if wants_energy:
-            self.results["energy"] = self.results["free_energy"] = float(state.energy.detach()) * HARTREE
-
+            results["energy"] = results["free_energy"] = float(state.energy.detach()) * HARTREE
         F, S, P, eps, C = (x.detach().cpu().double().numpy() for x in (state.fock, state.overlap, state.density_matrix, state.mo_energy, state.mo_coeff))
+        return dict(results, hamiltonian=F, overlap=S, density_matrix=P, mo_coeff=C, mo_energy=eps, homo_lumo_gap=state.homo_lumo_gap * HARTREE)
+
+    def _one_electron_properties(self, properties) -> None:
+        """Dipole (e·Å) and Mulliken charges of the step's density, when asked for: an MD run
+        that needs only forces does not pay for the dipole integrals."""
+        if not ({"dipole", "charges"} & set(properties)) or "dipole" in self.results:
+            return
+        numbers = self.atoms.get_atomic_numbers()
         mol = self._integrals(numbers).mol
-        mol.set_geom_(atoms.get_positions() / BOHR, unit="Bohr", symmetry=False)
-        gap = state.homo_lumo_gap * HARTREE
-        self.results.update(
-            hamiltonian=F,
-            overlap=S,
-            density_matrix=P,
-            mo_coeff=C,
-            mo_energy=eps,
-            homo_lumo_gap=gap,
-            dipole=dipole_moment(mol, P) * BOHR,
-            charges=mulliken_charges(mol, P, S),
-        )
-        if gap < 0.1:
-            warnings.warn(f"predicted HOMO-LUMO gap collapsed to {gap:.3f} eV: the geometry is probably outside the training range", stacklevel=2)
+        mol.set_geom_(self.atoms.get_positions() / BOHR, unit="Bohr", symmetry=False)
+        P, S = self.results["density_matrix"], self.results["overlap"]
+        self.results.update(dipole=dipole_moment(mol, P) * BOHR, charges=mulliken_charges(mol, P, S))
 
     # ------------------------------------------------------------------ ASE orbital conventions
     def orbital_result(self, key: str, atoms=None):
@@ -288,8 +321,8 @@ class PhiSNetCalculator(Calculator):
         atoms = atoms or self.atoms
         if atoms is None:
             raise InputError("no atoms: attach the calculator to an Atoms object first")
-        if self.calculation_required(atoms, ["dipole"]) or key not in self.results:
-            self.calculate(atoms, properties=["dipole"])
+        if self.check_state(atoms) or key not in self.results:
+            self.get_property("dipole", atoms)  # a step if the geometry changed
         return self.results[key]
 
     def get_eigenvalues(self, kpt=0, spin=0):
