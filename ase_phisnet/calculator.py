@@ -27,7 +27,7 @@ Examples
 >>> atoms.calc = PhiSNetCalculator("water-pbe-def2svp")
 >>> round(atoms.get_potential_energy(), 1)  # eV
 -2075.5
->>> atoms.calc.set(dtype="float32")   # reloads the model in float32
+>>> atoms.calc.set(dtype="float32")   # reloads the model: the network in float32
 {'dtype': 'float32'}
 """
 
@@ -41,6 +41,7 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.data import chemical_symbols
 
 from .electronic import IntegralCache, electronic_states
+from .electronic.analytic import electronic_step
 from .electronic.properties import dipole_moment, mulliken_charges
 from .errors import InputError
 from .model.io import load_model
@@ -78,7 +79,9 @@ class PhiSNetCalculator(Calculator):
     device : str
         ``"cpu"`` or ``"cuda"``.
     dtype : str
-        ``"float64"`` (default; what finite-difference-exact forces need) or ``"float32"``.
+        Precision of the network: ``"float64"`` (default; what finite-difference-exact forces
+        need) or ``"float32"`` (mixed precision: the network in float32, the electronic step and
+        the integral contractions in float64, so that the energy keeps µEh resolution).
     charge, multiplicity : int
         Total charge and 2S+1. Closed shell only: multiplicity 1.
     overlap : {"exact", "predicted"}
@@ -280,7 +283,11 @@ class PhiSNetCalculator(Calculator):
         if self._integrals is None:
             self._integrals = IntegralCache(self.model.config.basis, self.parameters.charge)
         numbers = atoms.get_atomic_numbers()
-        self.results.update(self._torch_step(numbers, atoms.get_positions() / BOHR, wants_energy, wants_forces))
+        if self.network is not None and self.parameters.overlap == "exact":
+            step = self._native_step(numbers, atoms.get_positions() / BOHR, distances / BOHR, wants_forces)
+        else:
+            step = self._torch_step(numbers, atoms.get_positions() / BOHR, wants_energy, wants_forces)
+        self.results.update(step)
         self._one_electron_properties(properties)
         gap = self.results["homo_lumo_gap"]
         if gap < 0.1:
@@ -289,11 +296,11 @@ class PhiSNetCalculator(Calculator):
     def _torch_step(self, numbers, positions_bohr: np.ndarray, wants_energy: bool, wants_forces: bool) -> dict:
         """One electronic step through :func:`~ase_phisnet.electronic.electronic_states`; forces by autograd."""
         param = next(self.model.parameters())
-        R = torch.tensor(positions_bohr, dtype=param.dtype, device=param.device, requires_grad=wants_forces)
+        R = torch.tensor(positions_bohr, dtype=torch.float64, device=param.device, requires_grad=wants_forces)
         with torch.set_grad_enabled(wants_forces):
-            graph = self._graph(numbers, R, ())
+            graph = self._graph(numbers, R.to(param.dtype), ())  # the network in its dtype, the electronic step in float64
             (state,), _ = electronic_states(
-                self.model, [numbers], [R], self._integrals, energy=wants_energy, overlap=self.parameters.overlap, graph=graph, network=self.network
+                self.model, [numbers], [R], self._integrals, energy=wants_energy, overlap=self.parameters.overlap, dtype=torch.float64, graph=graph, network=self.network
             )
         results = {}
         if wants_forces:
@@ -303,6 +310,45 @@ class PhiSNetCalculator(Calculator):
             results["energy"] = results["free_energy"] = float(state.energy.detach()) * HARTREE
         F, S, P, eps, C = (x.detach().cpu().double().numpy() for x in (state.fock, state.overlap, state.density_matrix, state.mo_energy, state.mo_coeff))
         return dict(results, hamiltonian=F, overlap=S, density_matrix=P, mo_coeff=C, mo_energy=eps, homo_lumo_gap=state.homo_lumo_gap * HARTREE)
+
+    def _native_step(self, numbers, positions_bohr: np.ndarray, distances_bohr: np.ndarray, wants_forces: bool) -> dict:
+        """One step on the compiled engine and the NumPy electronic step
+        (:func:`~ase_phisnet.electronic.analytic.electronic_step`): two calls into the engine
+        (matrices, then dE/dR from dE/dF~ and dE/dH~core), no torch autograd."""
+        model, network = self.model, self.network
+        graph = self._native_graph(numbers, positions_bohr, distances_bohr)
+        outputs = dict(zip(network.head_names, network.forward_arrays(graph, positions_bohr)))
+        basis = model.basis
+        to_pyscf = basis.perm_to_pyscf(numbers)
+        F = outputs["fock"][0][np.ix_(to_pyscf, to_pyscf)].astype(np.float64)
+        H = outputs["hcore"][0][np.ix_(to_pyscf, to_pyscf)].astype(np.float64) if "hcore" in outputs else np.zeros_like(F)
+        integrals = self._integrals(numbers)
+        step = electronic_step(F, H, positions_bohr, integrals, model.config.core_baseline and "hcore" in outputs, model.atomic_energy(numbers))
+        state = step.state
+        results = dict(
+            hamiltonian=F, overlap=step.overlap, density_matrix=state.density_matrix, mo_coeff=state.mo_coeff, mo_energy=state.mo_energy,
+            homo_lumo_gap=state.homo_lumo_gap * HARTREE,
+        )  # fmt: skip
+        if "hcore" in outputs:
+            results["energy"] = results["free_energy"] = step.energy * HARTREE
+        if wants_forces:
+            to_irreps = basis.perm_to_irreps(numbers)
+            bars = {"fock": step.dE_dF, "hcore": step.dE_dH}
+            matrices_bar = [bars[h][np.ix_(to_irreps, to_irreps)][None] if h in bars else np.zeros_like(outputs[h]) for h in network.head_names]
+            grad = step.dE_dR + network.backward_arrays(matrices_bar, len(numbers))
+            results["forces"] = -grad * HARTREE / BOHR
+        return results
+
+    def _native_graph(self, numbers, positions_bohr: np.ndarray, distances_bohr: np.ndarray):
+        """The pair bookkeeping for the engine (which takes the positions apart), kept while the
+        pairs within the cutoff stay the same."""
+        pairs = distances_bohr < self.model.config.cutoff
+        key = (tuple(numbers.tolist()), np.packbits(pairs).tobytes())
+        cached_key, graph = self._graph_cache
+        if key != cached_key:
+            graph = self.model.graph([numbers], [positions_bohr])
+            self._graph_cache = (key, graph)
+        return graph
 
     def _one_electron_properties(self, properties) -> None:
         """Dipole (e·Å) and Mulliken charges of the step's density, when asked for: an MD run

@@ -82,6 +82,7 @@ FAST_TESTS = (
     "electronic/test_eigensolver.py",
     "electronic/test_grid.py",
     "electronic/test_properties.py",
+    "electronic/test_analytic.py",
     "electronic/test_energy_forces.py::test_exact_overlap_and_its_derivative",
     "electronic/test_energy_forces.py::test_nuclear_repulsion_matches_pyscf",
     "electronic/test_energy_forces.py::test_exact_core_hamiltonian_and_its_derivative",

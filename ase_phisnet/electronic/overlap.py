@@ -62,7 +62,7 @@ class OneElectronIntor:
 
     def __init__(self, mol, name: str, comp: int = 1, hermi: int = 0):
         self.mol = mol
-        self.name = mol._add_suffix(name)
+        self.name = name + ("_cart" if mol.cart else "_sph")
         self.comp, self.hermi = int(comp), int(hermi)
         self.ao_loc = moleintor.make_loc(mol._bas, self.name)
         self.shls_slice = (0, mol.nbas, 0, mol.nbas)

@@ -35,7 +35,7 @@ from ..molecule import build_mol, check_charge_multiplicity
 from .core import ExactCoreHamiltonian
 from .eigensolver import closed_shell_orbitals
 from .energy import nuclear_repulsion
-from .overlap import ExactOverlap
+from .overlap import ExactOverlap, set_geometry
 
 
 class MolecularIntegrals:
@@ -60,6 +60,59 @@ class MolecularIntegrals:
         self.mol = mol
         self.overlap = ExactOverlap(mol)
         self.core = ExactCoreHamiltonian(mol)
+
+    def evaluate(self, positions_bohr: np.ndarray, derivative: bool = True) -> OneElectronIntegrals:
+        """S and h = T + V_nuc at ``positions_bohr`` (natm, 3), NumPy float64, with what their
+        gradient needs (no torch): the atoms are moved once, one PySCF call per integral type.
+
+        Examples
+        --------
+        >>> integrals = MolecularIntegrals([8, 1, 1], "sto-3g")
+        >>> at = integrals.evaluate([[0.0, 0.0, 0.22], [0.0, 1.43, -0.89], [0.0, -1.43, -0.89]])
+        >>> at.overlap.shape, at.gradient(np.eye(7), np.zeros((7, 7))).shape
+        ((7, 7), (3, 3))
+        """
+        set_geometry(self.mol, positions_bohr)
+        S, ovlp_ip = self.overlap.integrals(None, derivative)
+        h, core_ip, rinv_ip = self.core.integrals(None, derivative)
+        return OneElectronIntegrals(S, h, ovlp_ip, core_ip, rinv_ip, self)
+
+
+@dataclass
+class OneElectronIntegrals:
+    """S and h of one molecule at one geometry (:meth:`MolecularIntegrals.evaluate`), NumPy float64.
+
+    Attributes
+    ----------
+    overlap : (nao, nao) ndarray
+        S.
+    core : (nao, nao) ndarray
+        h = T + V_nuc, Hartree.
+    ovlp_ip, core_ip, rinv_ip : ndarray or None
+        The derivative integrals (Bohr^-1, Hartree/Bohr; :meth:`ExactOverlap.integrals`,
+        :meth:`ExactCoreHamiltonian.integrals`); None when evaluated without them.
+    integrals : MolecularIntegrals
+        The molecule they belong to.
+    """
+
+    overlap: np.ndarray
+    core: np.ndarray
+    ovlp_ip: np.ndarray | None
+    core_ip: np.ndarray | None
+    rinv_ip: np.ndarray | None
+    integrals: MolecularIntegrals
+
+    def gradient(self, dE_dS: np.ndarray | None, dE_dh: np.ndarray | None) -> np.ndarray:
+        """dE/dR (natm, 3), Hartree/Bohr, through S(R) and h(R), from the gradient matrices dE/dS
+        and dE/dh (nao, nao; None: E does not depend on that matrix)."""
+        if self.ovlp_ip is None:
+            raise ValueError("evaluated without derivative integrals: call evaluate(positions, derivative=True)")
+        grad = np.zeros((len(self.integrals.numbers), 3))
+        if dE_dS is not None:
+            grad += self.integrals.overlap.gradient(dE_dS, self.ovlp_ip)
+        if dE_dh is not None:
+            grad += self.integrals.core.gradient(dE_dh, self.core_ip, self.rinv_ip)
+        return grad
 
 
 class IntegralCache:

@@ -59,15 +59,18 @@ def test_the_charge_sets_the_occupation_and_the_state_matches_pyscf():
     assert abs(float(state.energy) - mf.e_tot) < 1e-7  # E_nn + 1/2 tr[P (F + h)] is the HF energy (to the SCF convergence)
 
 
-def test_the_calculator_diagonalizes_once_per_geometry(monkeypatch):
+@pytest.mark.parametrize("engine", ["native", "torch"])
+def test_the_calculator_diagonalizes_once_per_geometry(monkeypatch, engine):
     from ase_phisnet import PhiSNetCalculator
+    from ase_phisnet.electronic import analytic
 
     calls = []
-    original = eigensolver.generalized_eigh
-    monkeypatch.setattr(eigensolver, "generalized_eigh", lambda F, S: calls.append(1) or original(F, S))
+    for module in (eigensolver, analytic):  # the torch step's eigensolver and the NumPy step's
+        original = module.generalized_eigh
+        monkeypatch.setattr(module, "generalized_eigh", lambda F, S, original=original: calls.append(1) or original(F, S))
     numbers, pos = shared_frame(WATER_H5, 4)
     atoms = Atoms(numbers=numbers, positions=pos)
-    atoms.calc = PhiSNetCalculator(random_energy_model(WATER_H5))
+    atoms.calc = PhiSNetCalculator(random_energy_model(WATER_H5), engine=engine)
     atoms.get_forces()
     assert len(calls) == 1
     atoms.get_potential_energy(), atoms.get_dipole_moment(), atoms.calc.get_eigenvalues()
