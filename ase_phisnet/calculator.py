@@ -312,43 +312,104 @@ class PhiSNetCalculator(Calculator):
         return dict(results, hamiltonian=F, overlap=S, density_matrix=P, mo_coeff=C, mo_energy=eps, homo_lumo_gap=state.homo_lumo_gap * HARTREE)
 
     def _native_step(self, numbers, positions_bohr: np.ndarray, distances_bohr: np.ndarray, wants_forces: bool) -> dict:
-        """One step on the compiled engine and the NumPy electronic step
-        (:func:`~ase_phisnet.electronic.analytic.electronic_step`): two calls into the engine
-        (matrices, then dE/dR from dE/dF~ and dE/dH~core), no torch autograd."""
-        model, network = self.model, self.network
-        graph = self._native_graph(numbers, positions_bohr, distances_bohr)
-        outputs = dict(zip(network.head_names, network.forward_arrays(graph, positions_bohr)))
-        basis = model.basis
-        to_pyscf = basis.perm_to_pyscf(numbers)
-        F = outputs["fock"][0][np.ix_(to_pyscf, to_pyscf)].astype(np.float64)
-        H = outputs["hcore"][0][np.ix_(to_pyscf, to_pyscf)].astype(np.float64) if "hcore" in outputs else np.zeros_like(F)
-        integrals = self._integrals(numbers)
-        step = electronic_step(F, H, positions_bohr, integrals, model.config.core_baseline and "hcore" in outputs, model.atomic_energy(numbers))
-        state = step.state
-        results = dict(
-            hamiltonian=F, overlap=step.overlap, density_matrix=state.density_matrix, mo_coeff=state.mo_coeff, mo_energy=state.mo_energy,
-            homo_lumo_gap=state.homo_lumo_gap * HARTREE,
-        )  # fmt: skip
-        if "hcore" in outputs:
-            results["energy"] = results["free_energy"] = step.energy * HARTREE
+        """One step on the compiled engine and the NumPy electronic step (:meth:`_native_steps`)."""
+        return self._native_steps([numbers], [positions_bohr], [distances_bohr], wants_forces)[0]
+
+    def _native_steps(self, numbers_list, positions_list, distances_list, wants_forces: bool) -> list[dict]:
+        """Steps of a batch of molecules: one evaluation of the network on the compiled engine for
+        all of them, the NumPy electronic step (:func:`~ase_phisnet.electronic.analytic.electronic_step`)
+        for each, and one backward call into the engine for the forces of all. No torch autograd."""
+        model, network, basis = self.model, self.network, self.model.basis
+        graph = self._native_graph(numbers_list, positions_list, distances_list)
+        outputs = dict(zip(network.head_names, network.forward_arrays(graph, np.concatenate(positions_list))))
+        core_baseline = model.config.core_baseline and "hcore" in outputs
+        results, bars = [], {h: np.zeros_like(m) for h, m in outputs.items()}
+        for b, (numbers, R) in enumerate(zip(numbers_list, positions_list)):
+            n, to_pyscf = basis.n_ao(numbers), basis.perm_to_pyscf(numbers)
+            F = outputs["fock"][b][np.ix_(to_pyscf, to_pyscf)].astype(np.float64)
+            H = outputs["hcore"][b][np.ix_(to_pyscf, to_pyscf)].astype(np.float64) if "hcore" in outputs else np.zeros_like(F)
+            step = electronic_step(F, H, R, self._integrals(numbers), core_baseline, model.atomic_energy(numbers))
+            state = step.state
+            result = dict(
+                hamiltonian=F, overlap=step.overlap, density_matrix=state.density_matrix, mo_coeff=state.mo_coeff, mo_energy=state.mo_energy,
+                homo_lumo_gap=state.homo_lumo_gap * HARTREE, dE_dR=step.dE_dR,
+            )  # fmt: skip
+            if "hcore" in outputs:
+                result["energy"] = result["free_energy"] = step.energy * HARTREE
+            to_irreps = np.ix_(basis.perm_to_irreps(numbers), basis.perm_to_irreps(numbers))
+            bars["fock"][b, :n, :n] = step.dE_dF[to_irreps]
+            if "hcore" in bars:
+                bars["hcore"][b, :n, :n] = step.dE_dH[to_irreps]
+            results.append(result)
         if wants_forces:
-            to_irreps = basis.perm_to_irreps(numbers)
-            bars = {"fock": step.dE_dF, "hcore": step.dE_dH}
-            matrices_bar = [bars[h][np.ix_(to_irreps, to_irreps)][None] if h in bars else np.zeros_like(outputs[h]) for h in network.head_names]
-            grad = step.dE_dR + network.backward_arrays(matrices_bar, len(numbers))
-            results["forces"] = -grad * HARTREE / BOHR
+            grad = network.backward_arrays([bars[h] for h in network.head_names], sum(len(z) for z in numbers_list))
+            start = 0
+            for numbers, result in zip(numbers_list, results):
+                result["forces"] = -(result["dE_dR"] + grad[start : start + len(numbers)]) * HARTREE / BOHR
+                start += len(numbers)
+        for result in results:
+            del result["dE_dR"]
         return results
 
-    def _native_graph(self, numbers, positions_bohr: np.ndarray, distances_bohr: np.ndarray):
-        """The pair bookkeeping for the engine (which takes the positions apart), kept while the
-        pairs within the cutoff stay the same."""
-        pairs = distances_bohr < self.model.config.cutoff
-        key = (tuple(numbers.tolist()), np.packbits(pairs).tobytes())
+    def _native_graph(self, numbers_list, positions_list, distances_list):
+        """The pair bookkeeping of a batch for the engine (which takes the positions apart),
+        kept while the molecules and their pairs within the cutoff stay the same."""
+        cutoff = self.model.config.cutoff
+        key = tuple((tuple(z.tolist()), np.packbits(d < cutoff).tobytes()) for z, d in zip(numbers_list, distances_list))
         cached_key, graph = self._graph_cache
         if key != cached_key:
-            graph = self.model.graph([numbers], [positions_bohr])
+            graph = self.model.graph(list(numbers_list), list(positions_list))
             self._graph_cache = (key, graph)
         return graph
+
+    # ------------------------------------------------------------------ several molecules at once
+    def evaluate_batch(self, images) -> list[dict]:
+        """Energies and forces of several molecules from one evaluation of the network.
+
+        For ensembles (replicas of one molecule, a set of conformers): the compiled engine runs
+        once for all of them, forward and backward, and the electronic step once per molecule.
+        The numbers equal those of one :meth:`calculate` per molecule. The calculator's own
+        ``results`` and ``atoms`` are left as they were.
+
+        Parameters
+        ----------
+        images : sequence of ase.Atoms
+            Molecules the model covers (any mix), positions in Å.
+
+        Returns
+        -------
+        list of dict
+            Per molecule: ``energy`` and ``free_energy`` (eV), ``forces`` (eV/Å), and
+            ``hamiltonian``, ``overlap``, ``density_matrix``, ``mo_coeff``, ``mo_energy`` (Hartree,
+            PySCF AO order) and ``homo_lumo_gap`` (eV), as under ``results``.
+
+        Examples
+        --------
+        >>> from ase.build import molecule
+        >>> water = molecule("H2O")
+        >>> replicas = [water.copy() for _ in range(4)]
+        >>> for k, atoms in enumerate(replicas):
+        ...     atoms.rattle(0.02, seed=k)
+        >>> results = PhiSNetCalculator("water-pbe-def2svp").evaluate_batch(replicas)
+        >>> len(results), results[0]["forces"].shape
+        (4, (3, 3))
+        """
+        images = list(images)
+        if not images:
+            return []
+        if "hcore" not in self.model.config.heads:
+            raise PropertyNotImplementedError("evaluate_batch gives energies and forces: this model has no H~core head")
+        distances = []
+        for atoms in images:
+            distances.append(self.check_atoms(atoms))
+            self.check_training_range(atoms, distances[-1])
+        if self._integrals is None:
+            self._integrals = IntegralCache(self.model.config.basis, self.parameters.charge)
+        numbers = [atoms.get_atomic_numbers() for atoms in images]
+        positions = [atoms.get_positions() / BOHR for atoms in images]
+        if self.network is not None and self.parameters.overlap == "exact":
+            return self._native_steps(numbers, positions, [d / BOHR for d in distances], wants_forces=True)
+        return [self._torch_step(z, R, True, True) for z, R in zip(numbers, positions)]  # the torch model: one molecule at a time
 
     def _one_electron_properties(self, properties) -> None:
         """Dipole (e·Å) and Mulliken charges of the step's density, when asked for: an MD run

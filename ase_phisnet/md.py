@@ -21,11 +21,13 @@ Examples
 from __future__ import annotations
 
 import csv
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 from ase import units
+from ase.calculators.calculator import Calculator, all_changes
 from ase.io import Trajectory
 from tqdm.auto import tqdm
 
@@ -57,8 +59,8 @@ def run_md(
         Start geometry (Å). Ignored when ``output`` holds a trajectory to continue.
     output : path
         Folder for the trajectory, log and figure.
-    model : str or path or PhiSNet
-        Model with an H~core head (energies and forces).
+    model : str or path or PhiSNet or ase Calculator
+        Model with an H~core head (energies and forces), or a ready calculator.
     ensemble : {"nve", "nvt"}
         Velocity Verlet, or Langevin at ``temperature_K`` with ``friction_per_fs``.
     temperature_K : float
@@ -93,7 +95,7 @@ def run_md(
         ZeroRotation(atoms)
         for path in (traj_path, log_path):
             path.unlink(missing_ok=True)
-    calc = model if isinstance(model, PhiSNetCalculator) else PhiSNetCalculator(model, dtype=dtype)
+    calc = model if isinstance(model, Calculator) else PhiSNetCalculator(model, dtype=dtype)
     atoms.calc = calc
 
     dt = timestep_fs * units.fs
@@ -114,7 +116,7 @@ def run_md(
             return  # a continued run's first frame is the previous run's last record
         epot, ekin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
         t = start_time + dyn.nsteps * timestep_fs
-        writer.writerow([f"{t:.4f}", f"{epot:.8f}", f"{ekin:.8f}", f"{epot + ekin:.8f}", f"{atoms.get_temperature():.3f}", f"{calc.results['homo_lumo_gap']:.6f}"])
+        writer.writerow([f"{t:.4f}", f"{epot:.8f}", f"{ekin:.8f}", f"{epot + ekin:.8f}", f"{atoms.get_temperature():.3f}", f"{calc.results.get('homo_lumo_gap', np.nan):.6f}"])
         log_fh.flush()
         traj.write()
 
@@ -143,6 +145,122 @@ def run_md(
         "steps_per_second": steps / wall_s,
         "output": str(out),
     }
+
+
+def run_md_replicas(atoms, output, replicas: int, model="water-pbe-def2svp", seed: int = 0, dtype: str = "float64", progress: bool = True, **md) -> dict:
+    """Run ``replicas`` independent MD runs of one molecule, their forces evaluated together.
+
+    Replica ``k`` is :func:`run_md` with ``seed + k`` (its own initial velocities and Langevin
+    noise) into ``output/replica_KKK``. The replicas step in lockstep: at every step the forces
+    of all of them come from one :meth:`PhiSNetCalculator.evaluate_batch` call (one network
+    evaluation for the ensemble), and each replica's numbers equal those of a run on its own.
+
+    Parameters
+    ----------
+    atoms : ase.Atoms
+        Start geometry of every replica (Å).
+    output : path
+        Parent folder of the replicas' folders.
+    replicas : int
+        Number of replicas.
+    model, seed, dtype, progress
+        As for :func:`run_md`; the progress bar counts the steps of replica 0.
+    **md
+        The other arguments of :func:`run_md` (``ensemble``, ``steps``, ``timestep_fs``, ...).
+
+    Returns
+    -------
+    dict
+        ``replicas``: the summary of each run; ``wall_time_s`` and ``steps_per_second`` (steps of
+        all replicas together per second) of the whole ensemble.
+    """
+    from .calculator import PhiSNetCalculator
+
+    if replicas < 1:
+        raise InputError(f"replicas must be a positive integer, got {replicas}")
+    calc = model if isinstance(model, PhiSNetCalculator) else PhiSNetCalculator(model, dtype=dtype)
+    batch = _ReplicaBatch(calc, replicas)
+    summaries: list = [None] * replicas
+    errors: list = []
+
+    def one(k: int) -> None:
+        try:
+            summaries[k] = run_md(atoms, Path(output) / f"replica_{k:03d}", model=_ReplicaCalculator(batch, k), seed=seed + k, progress=progress and k == 0, **md)
+        except BaseException as error:  # noqa: B036 (re-raised by the caller below)
+            errors.append(error)
+        finally:
+            batch.leave()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=one, args=(k,), name=f"replica {k}") for k in range(replicas)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    wall_s = time.perf_counter() - started
+    steps = replicas * md.get("steps", 2000)
+    return {"replicas": summaries, "wall_time_s": wall_s, "steps_per_second": steps / wall_s, "output": str(output)}
+
+
+class _ReplicaBatch:
+    """Forces of all replicas' current geometries from one ``evaluate_batch`` call.
+
+    Each replica's calculator hands in its geometry and waits; the last of the running replicas
+    to arrive evaluates them all and wakes the others. A replica that ends (or fails) leaves.
+    """
+
+    def __init__(self, calc, replicas: int):
+        self.calc, self.active = calc, replicas
+        self.pending: dict = {}
+        self.results: dict = {}
+        self.error: BaseException | None = None
+        self.round = 0
+        self.lock = threading.Condition()
+
+    def evaluate(self, k: int, atoms) -> dict:
+        with self.lock:
+            self.pending[k] = atoms.copy()
+            this_round = self.round
+            if len(self.pending) == self.active:
+                self._run()
+            while self.round == this_round:
+                self.lock.wait()
+            if self.error is not None:
+                raise RuntimeError("the replicas' batched force evaluation failed") from self.error
+            return self.results.pop(k)
+
+    def leave(self) -> None:
+        with self.lock:
+            self.active -= 1
+            if self.pending and len(self.pending) == self.active:
+                self._run()
+
+    def _run(self) -> None:
+        keys = sorted(self.pending)
+        try:
+            self.results.update(zip(keys, self.calc.evaluate_batch([self.pending[k] for k in keys])))
+        except BaseException as error:  # handed to every waiting replica
+            self.error = error
+        self.pending.clear()
+        self.round += 1
+        self.lock.notify_all()
+
+
+class _ReplicaCalculator(Calculator):
+    """Replica ``k``'s view of a :class:`_ReplicaBatch`: energy, forces and gap of its geometry."""
+
+    implemented_properties = ["energy", "free_energy", "forces"]
+
+    def __init__(self, batch: _ReplicaBatch, k: int):
+        super().__init__()
+        self.batch, self.k = batch, k
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        result = self.batch.evaluate(self.k, self.atoms)
+        self.results = {key: result[key] for key in ("energy", "free_energy", "forces", "homo_lumo_gap")}
 
 
 def read_log(path) -> dict[str, np.ndarray]:

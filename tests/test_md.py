@@ -42,3 +42,26 @@ def test_md_cli_reports_bad_input(tmp_path):
     assert out.stdout.splitlines()[-1].startswith("2 steps in ") and "steps/s" in out.stdout  # the run's speed, last
     out = cli("optimize", tmp_path / "missing.xyz", "-o", tmp_path / "opt")
     assert out.returncode == 2 and "does not exist" in out.stderr
+
+
+def test_replicas_step_together_and_each_equals_its_own_run(tmp_path, capsys):
+    """Replica k is the run with seed k: the batched force evaluation changes no number."""
+    from ase_phisnet.cli.main import main
+    from ase_phisnet.md import run_md_replicas
+
+    calc = PhiSNetCalculator(ase_phisnet.load_model("water-pbe-def2svp"))
+    calls = []
+    evaluate = calc.evaluate_batch
+    calc.evaluate_batch = lambda images: calls.append(len(images)) or evaluate(images)
+    summary = run_md_replicas(molecule("H2O"), tmp_path / "ens", 3, model=calc, ensemble="nvt", steps=8, interval=4, progress=False)
+    assert len(summary["replicas"]) == 3 and summary["steps_per_second"] > 0
+    assert calls and all(n == 3 for n in calls)  # every force evaluation held all three replicas
+    single = run_md(molecule("H2O"), tmp_path / "one", model=PhiSNetCalculator(calc.model), ensemble="nvt", seed=2, steps=8, interval=4, progress=False)
+    a, b = read(tmp_path / "ens" / "replica_002" / "md.traj", ":"), read(tmp_path / "one" / "md.traj", ":")
+    assert len(a) == len(b) == single["frames"] == 3
+    assert all(np.array_equal(x.positions, y.positions) and np.array_equal(x.get_velocities(), y.get_velocities()) for x, y in zip(a, b))
+    assert not np.allclose(read(tmp_path / "ens" / "replica_000" / "md.traj").get_velocities(), a[0].get_velocities())  # seeds differ
+    # the command line: --replicas, and its rate line
+    assert main(["md", "-o", str(tmp_path / "cli"), "--replicas", "2", "--steps", "4", "--interval", "2", "--no-progress"]) == 0
+    assert "2 replicas x 4 steps" in capsys.readouterr().out and (tmp_path / "cli" / "replica_001" / "md.traj").exists()
+    assert main(["md", "-o", str(tmp_path / "bad"), "--replicas", "0"]) == 2
