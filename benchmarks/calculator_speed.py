@@ -9,8 +9,10 @@ What is measured, per molecule:
 * frames: consecutive frames of an MD trajectory (10 fs apart): water and ethanol from the
   shared reference sets, malondialdehyde and uracil sampled here with GFN2-xTB Langevin MD
   (500 K, 0.2 ps equilibration, seeded; :func:`ase_phisnet.data.sample.sample_md`);
-* PhiSNet: ``PhiSNetCalculator(model)`` as a user gets it (float64, exact overlap, CPU),
-  one torch thread. Water runs the shipped ``water-pbe-def2svp``; the other molecules run
+* PhiSNet: ``PhiSNetCalculator(model)`` as a user gets it (float64, exact overlap, CPU, the
+  engine it picks by default: the compiled network and the NumPy electronic step where the
+  engine is built, else torch; ``--engine`` chooses), one torch thread. The report says which
+  engine ran. Water runs the shipped ``water-pbe-def2svp``; the other molecules run
   random weights in the same architecture (``small`` preset, 32 features, F~ and H~core heads,
   ``core_baseline``), which costs the same. The model is loaded (timed), the first
   energy+forces call of the fresh calculator is the cold call (timed, on a frame that is not
@@ -22,11 +24,16 @@ What is measured, per molecule:
   set-up is paid beforehand by an untimed H2 calculation with the same settings;
 * GFN2-xTB (tblite's ASE calculator) on the same frames as PhiSNet, after one warm-up; "n/a"
   where tblite is not installed (its OpenMP threads follow ``OMP_NUM_THREADS``);
-* where one PhiSNet step goes (approximate): the calculator's building blocks called one by
-  one with timers (graph, network forward, network backward, exact integrals S and T + V_nuc
-  with their derivatives, eigensolver and energy expression, dipole and charges), against the
+* where one PhiSNet step goes (approximate): the functions the calculator's step calls, called
+  one by one with timers (graph bookkeeping, network forward, exact integrals S and T + V_nuc
+  with their derivatives and contractions, the electronic step, network backward), against the
   full calculator step on the same frames; "other" is the difference (ASE bookkeeping, input
-  checks, conversions).
+  checks, conversions). Dipole and charges, which a step computes only when asked for them,
+  are timed beside it;
+* with ``--compare-float32``: the same model in a float32 calculator (network in float32,
+  electronic step in float64) on the same frames, in turn with the float64 one: the speed-up
+  and the largest force and energy differences, against the target (ethanol at least 1.5x
+  faster, forces within 1e-3 eV/Å of float64).
 
 The ratio is PySCF's mean step over PhiSNet's median step; "reach" is that ratio as a fraction
 of 1000x (the paper's claim), and "PhiSNet / xTB" how many xTB steps one PhiSNet step costs.
@@ -36,8 +43,10 @@ Examples (from the repository root, ``.venv`` active)::
     OMP_NUM_THREADS=1 python benchmarks/calculator_speed.py                               # water and ethanol, 20 frames
     OMP_NUM_THREADS=1 python benchmarks/calculator_speed.py --molecules water --frames 3 --pyscf-frames 1   # under a minute
     OMP_NUM_THREADS=1 python benchmarks/calculator_speed.py --molecules water ethanol malondialdehyde uracil --json speed.json
-    OMP_NUM_THREADS=1 python benchmarks/calculator_speed.py --dtype float32                # the whole step in float32
+    OMP_NUM_THREADS=1 python benchmarks/calculator_speed.py --dtype float32                # the network in float32
     OMP_NUM_THREADS=1 python benchmarks/calculator_speed.py --pyscf-frames 0 --no-xtb      # PhiSNet and its breakdown only
+    OMP_NUM_THREADS=1 python benchmarks/calculator_speed.py --engine torch                 # the torch model and autograd
+    OMP_NUM_THREADS=1 python benchmarks/calculator_speed.py --pyscf-frames 0 --no-xtb --compare-float32   # float32 against float64
 """
 
 from __future__ import annotations
@@ -74,11 +83,12 @@ class MoleculeSpec:
     pyscf_frames: int  #: default number of PySCF frames (ethanol ~10 s, malondialdehyde ~17 s, uracil ~51 s each)
     target_ratio: float | None  #: PySCF / PhiSNet asked for; None: reported only
     seed: int = 0  #: seed of the xTB MD sampling (sampled molecules only)
+    float32_speedup: float | None = None  #: float64 step / float32 step asked for (``--compare-float32``); None: reported only
 
 
 MOLECULES = {
     "water": MoleculeSpec("water_pbe_def2svp_500K.h5", "water-pbe-def2svp", 3, 200),
-    "ethanol": MoleculeSpec("ethanol_pbe_def2svp_500K.h5", None, 2, 300),
+    "ethanol": MoleculeSpec("ethanol_pbe_def2svp_500K.h5", None, 2, 300, float32_speedup=1.5),
     "malondialdehyde": MoleculeSpec(None, None, 1, None, seed=11),
     "uracil": MoleculeSpec(None, None, 1, None, seed=12),
 }
@@ -89,8 +99,14 @@ SAMPLING = dict(temperature=500.0, equilibration_ps=0.2, stride_fs=10.0, timeste
 #: The random-weight model: the shipped water model's architecture.
 RANDOM_MODEL = dict(preset="small", features=32, heads=["fock", "hcore"], core_baseline=True)
 
-#: Parts of the breakdown, in the order they run within a step.
-BREAKDOWN_PARTS = ("graph", "forward", "integrals", "eigensolver", "backward", "properties")
+#: Parts of the breakdown, in the order they run within a step; "other" is the step minus these.
+BREAKDOWN_PARTS = ("graph", "forward", "integrals", "electronic", "backward")
+
+#: Timed beside the step, not within it: a step computes them only when they are asked for.
+EXTRA_PARTS = ("properties",)
+
+#: ``--compare-float32``: the float32 forces may differ from the float64 ones by this much (eV/Å).
+FLOAT32_FORCE_TOLERANCE = 1e-3
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -199,25 +215,33 @@ def load_frames(name: str, n_frames: int, first: int = 0) -> tuple[list[Atoms], 
 
 
 # ---------------------------------------------------------------------------- PhiSNet
-def make_calculator(name: str, numbers, dtype: str = "float64", device: str = "cpu"):
+def make_calculator(name: str, numbers, dtype: str = "float64", device: str = "cpu", engine: str = "auto"):
     """A fresh ``PhiSNetCalculator`` for the molecule, and the seconds its model took to load.
 
     Shipped model: ``PhiSNetCalculator(name)`` (the load reads and checks the weights). Random
-    weights: the shipped architecture built in ``dtype`` with seed 0, then handed over.
+    weights: the shipped architecture built in float64 with seed 0, then handed over, and the
+    calculator casts the network to ``dtype``; so a float32 and a float64 calculator of one
+    molecule hold the same weights (rounded). Parameters left at their defaults are not passed,
+    as a user writes it.
     """
     from ase_phisnet.calculator import PhiSNetCalculator
     from ase_phisnet.model import PhiSNetConfig, build_model
 
     spec = MOLECULES[name]
-    kwargs = {} if (dtype == "float64" and device == "cpu") else {"dtype": dtype, "device": device}
+    kwargs = {k: v for k, v in dict(dtype=dtype, device=device, engine=engine).items() if v != PhiSNetCalculator.default_parameters[k]}
     with Timer(device) as t:
         if spec.model is not None:
             calc = PhiSNetCalculator(spec.model, **kwargs)
         else:
             torch.manual_seed(0)
             cfg = PhiSNetConfig.from_preset(RANDOM_MODEL["preset"], elements=sorted(set(int(z) for z in numbers)), **{k: v for k, v in RANDOM_MODEL.items() if k != "preset"})
-            calc = PhiSNetCalculator(build_model(cfg, getattr(torch, dtype), device), **kwargs)
+            calc = PhiSNetCalculator(build_model(cfg, torch.float64, device), **kwargs)
     return calc, t.s
+
+
+def engine_name(calc) -> str:
+    """``"native"`` when the compiled engine evaluates the network (``calc.network``), else ``"torch"``."""
+    return "native" if calc.network is not None else "torch"
 
 
 def energy_forces(atoms: Atoms, positions, device: str = "cpu") -> float:
@@ -240,88 +264,200 @@ def time_phisnet(calc, frames: list[Atoms], device: str = "cpu") -> dict:
     return {"cold_first_call_s": cold_s, "step_s": steps_s}
 
 
-def step_breakdown(calc, frames: list[Atoms], device: str = "cpu", repeats: int = 3) -> dict:
-    """Where one calculator step goes (ms, medians), by calling its parts one by one.
+def _native_parts(calc, frame: Atoms, device: str = "cpu") -> tuple[dict, np.ndarray, float]:
+    """One step of ``PhiSNetCalculator._native_step`` (a batch of one molecule in
+    ``_native_steps``) rebuilt from the functions it calls, each part timed:
+    ``(seconds per part, forces in eV/Å, energy in eV)``."""
+    from ase_phisnet.electronic.analytic import closed_shell_energy, nuclear_repulsion_and_gradient
+    from ase_phisnet.electronic.properties import dipole_moment, mulliken_charges
+    from ase_phisnet.units import BOHR, HARTREE
 
-    ``frames[0]`` warms the hand-made path up (not counted); the other frames are done
-    ``repeats`` times over, to damp a shared machine's noise. Each time: the full calculator
-    step (as in :func:`time_phisnet`), then the same step rebuilt from the calculator's
-    building blocks with a timer around each:
+    model, network, basis = calc.model, calc.network, calc.model.basis
+    core_baseline = model.config.core_baseline
+    numbers = frame.get_atomic_numbers()
+    R = frame.positions / BOHR
+    distances = np.sqrt(((R[:, None] - R[None]) ** 2).sum(-1))  # the calculator has them from its input checks ("other")
+    t = {p: Timer(device) for p in (*BREAKDOWN_PARTS, *EXTRA_PARTS)}
+    with t["graph"]:
+        graph = calc._native_graph([numbers], [R], [distances])
+    with t["forward"]:
+        outputs = dict(zip(network.head_names, network.forward_arrays(graph, np.concatenate([R]))))
+        n, to_pyscf = basis.n_ao(numbers), basis.perm_to_pyscf(numbers)
+        F, H_head = (outputs[h][0][np.ix_(to_pyscf, to_pyscf)].astype(np.float64) for h in ("fock", "hcore"))
+    with Timer(device) as integrals_forward:
+        integrals = calc._integrals(numbers)
+        at = integrals.evaluate(R, derivative=True)
+    with t["electronic"]:
+        state = closed_shell_energy(F, at.overlap, H_head + at.core if core_baseline else H_head, integrals.n_occ)
+        E_nn, dE_dR = nuclear_repulsion_and_gradient(integrals.numbers, R)
+        energy = E_nn + state.energy_electronic + model.atomic_energy(numbers)
+    with Timer(device) as integrals_backward:
+        dE_dR += at.gradient(state.dE_dS, state.dE_dH if core_baseline else None)
+    with t["backward"]:
+        bars = {h: np.zeros_like(m) for h, m in outputs.items()}
+        to_irreps = np.ix_(basis.perm_to_irreps(numbers), basis.perm_to_irreps(numbers))
+        bars["fock"][0, :n, :n] = state.dE_dF[to_irreps]
+        bars["hcore"][0, :n, :n] = state.dE_dH[to_irreps]
+        grad = dE_dR + network.backward_arrays([bars[h] for h in network.head_names], len(numbers))
+    with t["properties"]:
+        integrals.mol.set_geom_(R, unit="Bohr", symmetry=False)
+        dipole_moment(integrals.mol, state.density_matrix)
+        mulliken_charges(integrals.mol, state.density_matrix, at.overlap)
+    t["integrals"].s = integrals_forward.s + integrals_backward.s
+    return {p: timer.s for p, timer in t.items()}, -grad * HARTREE / BOHR, energy * HARTREE
 
-    * ``graph``: the pair-list check and reused graph layout (``calc._graph``);
-    * ``forward``: the network (``calc.network``, the native engine, or the torch model) and
-      the AO reordering of F~ and H~core;
-    * ``integrals``: exact S and T + V_nuc with their derivative integrals (PySCF ``intor``),
-      and the backward contractions of those derivatives with dE/dS and dE/dh;
-    * ``eigensolver``: ``F C = S C eps``, P, the energy expression, and their backward;
-    * ``backward``: the network's backward, dE/dF~ and dE/dH~core to dE/dR;
-    * ``properties``: dipole (``int1e_r``) and Mulliken charges.
 
-    The parts are cut at detached leaves, so each backward runs alone; their forces equal the
-    calculator's (``max_force_difference_eV_per_A`` says by how much). ``other`` is the full step
-    minus the parts, of the same repeat. Each figure is a median over the repeats, so the medians
-    need not add up to the full step; ``fastest_ms`` gives the minima. Approximate: the parts run
-    outside the calculator, on a shared machine.
+def _torch_parts(calc, frame: Atoms, device: str = "cpu") -> tuple[dict, np.ndarray, float]:
+    """One step of ``PhiSNetCalculator._torch_step`` rebuilt from its building blocks, each part
+    timed: ``(seconds per part, forces in eV/Å, energy in eV)``.
+
+    The network in the model's dtype, the electronic step in float64, as the calculator runs
+    them. The parts are cut at detached leaves, so each backward runs alone.
     """
     from ase_phisnet.electronic import closed_shell_orbitals, nuclear_repulsion
     from ase_phisnet.electronic.properties import dipole_moment, mulliken_charges
     from ase_phisnet.units import BOHR, HARTREE
 
     model = calc.model
-    numbers = frames[0].get_atomic_numbers()
+    numbers = frame.get_atomic_numbers()
     integrals = calc._integrals(numbers)  # the calculator's own PySCF Mole and integral objects
     param = next(model.parameters())
     n_ao = model.basis.n_ao(numbers)
     Z = torch.as_tensor(integrals.numbers, device=param.device)
-    atomic = model.atomic_energy(numbers)
+    t = {p: Timer(device) for p in (*BREAKDOWN_PARTS, *EXTRA_PARTS)}
+    R = torch.tensor(frame.positions / BOHR, dtype=torch.float64, device=param.device, requires_grad=True)
+    with t["graph"]:
+        graph = calc._graph(numbers, R.to(param.dtype), ())
+    with t["forward"]:
+        outputs = (calc.network or model)(graph)  # a predicted overlap runs the native engine through torch
+        F_net, H_net = (model.basis.to_pyscf_order(outputs[h][0, :n_ao, :n_ao], numbers).to(torch.float64) for h in ("fock", "hcore"))
+    R_int = R.detach().requires_grad_(True)
+    with Timer(device) as integrals_forward:
+        S = integrals.overlap(R_int)
+        h = integrals.core(R_int) if model.config.core_baseline else None
+    F, H, S_leaf, R_nn = F_net.detach().requires_grad_(True), H_net.detach().requires_grad_(True), S.detach().requires_grad_(True), R.detach().requires_grad_(True)
+    h_leaf = h.detach().requires_grad_(True) if h is not None else None
+    with t["electronic"]:
+        P, eps, C = closed_shell_orbitals(F, S_leaf, integrals.n_occ)
+        H_total = H + h_leaf if h_leaf is not None else H
+        E = nuclear_repulsion(Z, R_nn) + 0.5 * (P * (F + H_total)).sum((-1, -2)) + model.atomic_energy(numbers)
+        leaves = [F, H, S_leaf, R_nn] + ([h_leaf] if h_leaf is not None else [])
+        gF, gH, gS, gR_nn, *gh = torch.autograd.grad(E, leaves)
+    with Timer(device) as integrals_backward:
+        (gR_int,) = torch.autograd.grad([S] + ([h] if h is not None else []), R_int, [gS] + gh)
+    with t["backward"]:
+        (gR_net,) = torch.autograd.grad([F_net, H_net], R, [gF, gH])
+    with t["properties"]:
+        P_np, S_np = P.detach().cpu().double().numpy(), S.detach().cpu().double().numpy()
+        integrals.mol.set_geom_(frame.positions / BOHR, unit="Bohr", symmetry=False)
+        dipole_moment(integrals.mol, P_np)
+        mulliken_charges(integrals.mol, P_np, S_np)
+    t["integrals"].s = integrals_forward.s + integrals_backward.s
+    forces = -(gR_nn + gR_int + gR_net).detach().cpu().double().numpy() * HARTREE / BOHR
+    return {p: timer.s for p, timer in t.items()}, forces, float(E.detach()) * HARTREE
+
+
+def step_breakdown(calc, frames: list[Atoms], device: str = "cpu", repeats: int = 3) -> dict:
+    """Where one calculator step goes (ms, medians), by calling its parts one by one.
+
+    ``frames[0]`` warms the hand-made path up (not counted); the other frames are done
+    ``repeats`` times over, to damp a shared machine's noise. Each time: the full calculator
+    step (as in :func:`time_phisnet`), then the same step rebuilt from the functions the
+    calculator calls, with a timer around each part. On the native engine (``calc.network``,
+    ``PhiSNetCalculator._native_step``, one molecule through ``_native_steps``):
+
+    * ``graph``: the pair-list check and the kept graph bookkeeping (``calc._native_graph``);
+    * ``forward``: ``network.forward_arrays`` (C++) and the reordering of F~ and H~core to
+      PySCF's AO order;
+    * ``integrals``: ``MolecularIntegrals.evaluate(R, derivative=True)`` (S and T + V_nuc with
+      their derivative integrals, PySCF) and ``OneElectronIntegrals.gradient`` (their
+      contraction with dE/dS and dE/dh);
+    * ``electronic``: ``closed_shell_energy`` (``F C = S C eps``, P, E and its closed-form
+      gradient matrices) and the nuclear repulsion with its gradient;
+    * ``backward``: the reordering of dE/dF~ and dE/dH~core and ``network.backward_arrays`` (C++).
+
+    On the torch engine (``PhiSNetCalculator._torch_step``) the same parts: ``calc._graph``, the
+    torch model, the differentiable integrals and their backward, the torch eigensolver and
+    energy with their backward, the network's backward; each backward runs alone, the parts
+    being cut at detached leaves.
+
+    Both: ``properties`` (dipole, ``int1e_r``, and Mulliken charges) is what a step costs more
+    when they are asked for; an MD step that asks for forces does not compute them, so they are
+    timed beside the step, not within it. ``other`` is the full step minus the five parts, of
+    the same repeat (ASE, input checks, conversions). The rebuilt forces equal the calculator's
+    (``max_force_difference_eV_per_A`` says by how much). Each figure is a median over the
+    repeats, so the medians need not add up to the full step; ``fastest_ms`` gives the minima.
+    Approximate: the parts run outside the calculator, on a shared machine.
+    """
+    native = calc.network is not None and calc.parameters.overlap == "exact"  # the test the calculator makes
+    parts = _native_parts if native else _torch_parts
     atoms = frames[0].copy()
     atoms.calc = calc
-    rows, force_diff = [], 0.0
+    rows, force_diff, energy_diff = [], 0.0, 0.0
     for k, frame in enumerate([frames[0]] + list(frames[1:]) * repeats):
         full_s = energy_forces(atoms, frame.positions, device)
-        t = {p: Timer(device) for p in BREAKDOWN_PARTS}
-        R = torch.tensor(frame.positions / BOHR, dtype=param.dtype, device=param.device, requires_grad=True)
-        with t["graph"]:
-            graph = calc._graph(numbers, R, ("positions",))
-        with t["forward"]:
-            outputs = (calc.network or model)(graph)  # the calculator's network: the native engine or the torch model
-            F_net, H_net = (model.basis.to_pyscf_order(outputs[h][0, :n_ao, :n_ao], numbers) for h in ("fock", "hcore"))
-        R_int = R.detach().requires_grad_(True)
-        with Timer(device) as int_fwd:
-            S = integrals.overlap(R_int)
-            h = integrals.core(R_int) if model.config.core_baseline else None
-        F, H, S_leaf, R_nn = F_net.detach().requires_grad_(True), H_net.detach().requires_grad_(True), S.detach().requires_grad_(True), R.detach().requires_grad_(True)
-        h_leaf = h.detach().requires_grad_(True) if h is not None else None
-        with Timer(device) as eig:
-            P, eps, C = closed_shell_orbitals(F, S_leaf, integrals.n_occ)
-            H_total = H + h_leaf if h_leaf is not None else H
-            E = nuclear_repulsion(Z, R_nn) + 0.5 * (P * (F + H_total)).sum((-1, -2)) + atomic
-            leaves = [F, H, S_leaf, R_nn] + ([h_leaf] if h_leaf is not None else [])
-            gF, gH, gS, gR_nn, *gh = torch.autograd.grad(E, leaves)
-        with Timer(device) as int_bwd:
-            (gR_int,) = torch.autograd.grad([S] + ([h] if h is not None else []), R_int, [gS] + gh)
-        with t["backward"]:
-            (gR_net,) = torch.autograd.grad([F_net, H_net], R, [gF, gH])
-        with t["properties"]:
-            P_np, S_np = P.detach().cpu().double().numpy(), S.detach().cpu().double().numpy()
-            integrals.mol.set_geom_(frame.positions / BOHR, unit="Bohr", symmetry=False)
-            dipole_moment(integrals.mol, P_np)
-            mulliken_charges(integrals.mol, P_np, S_np)
-        t["integrals"].s = int_fwd.s + int_bwd.s
-        t["eigensolver"].s = eig.s
-        forces = -(gR_nn + gR_int + gR_net).detach().cpu().double().numpy() * HARTREE / BOHR
+        times_s, forces, energy = parts(calc, frame, device)
         force_diff = max(force_diff, float(np.abs(forces - calc.results["forces"]).max()))
+        energy_diff = max(energy_diff, abs(energy - calc.results["energy"]))
         if k == 0:
             continue  # the first frame warms the hand-made path up; not counted
-        parts_s = {f"{p}_s": t[p].s for p in BREAKDOWN_PARTS}
-        rows.append({"full_step_s": full_s, **parts_s, "other_s": full_s - sum(parts_s.values())})
+        parts_s = {f"{p}_s": times_s[p] for p in BREAKDOWN_PARTS}
+        rows.append({"full_step_s": full_s, **parts_s, "other_s": full_s - sum(parts_s.values()), **{f"{p}_s": times_s[p] for p in EXTRA_PARTS}})
+    names = ("full_step", *BREAKDOWN_PARTS, "other", *EXTRA_PARTS)
     return {
+        "engine": "native" if native else "torch",
         "frames": len(frames) - 1,
         "repeats": repeats,
-        **{f"{p}_ms": median_ms([r[f"{p}_s"] for r in rows]) for p in ("full_step", *BREAKDOWN_PARTS, "other")},
-        "fastest_ms": {p: 1e3 * min(r[f"{p}_s"] for r in rows) for p in ("full_step", *BREAKDOWN_PARTS)},
+        **{f"{p}_ms": median_ms([r[f"{p}_s"] for r in rows]) for p in names},
+        "fastest_ms": {p: 1e3 * min(r[f"{p}_s"] for r in rows) for p in names if p != "other"},
         "max_force_difference_eV_per_A": force_diff,
+        "max_energy_difference_eV": energy_diff,
         "per_frame": rows,
+    }
+
+
+def compare_float32(name: str, calc64, frames: list[Atoms], device: str = "cpu", engine: str = "auto") -> dict:
+    """The float32 calculator (network in float32, electronic step in float64) against ``calc64``
+    on the same frames: step times and the largest differences of forces and energies.
+
+    A fresh ``PhiSNetCalculator(..., dtype="float32")`` of the same model (random weights: the
+    same weights, rounded) and engine; each calculator first does an untimed step on
+    ``frames[0]``, then both do each other frame in turn (float64, then float32), so that the
+    machine's drift hits both alike.
+    """
+    calc32, load_s = make_calculator(name, frames[0].get_atomic_numbers(), "float32", device, engine)
+    atoms64, atoms32 = frames[0].copy(), frames[0].copy()
+    atoms64.calc, atoms32.calc = calc64, calc32
+    energy_forces(atoms64, frames[0].positions, device)
+    cold_s = energy_forces(atoms32, frames[0].positions, device)
+    t64, t32, force_diff, energy_diff, largest_force = [], [], 0.0, 0.0, 0.0
+    for frame in frames[1:]:
+        t64.append(energy_forces(atoms64, frame.positions, device))
+        t32.append(energy_forces(atoms32, frame.positions, device))
+        force_diff = max(force_diff, float(np.abs(atoms32.get_forces() - atoms64.get_forces()).max()))
+        largest_force = max(largest_force, float(np.abs(atoms64.get_forces()).max()))
+        energy_diff = max(energy_diff, abs(atoms32.get_potential_energy() - atoms64.get_potential_energy()))
+    median64, median32 = median_ms(t64), median_ms(t32)
+    speedup = median64 / median32
+    target = MOLECULES[name].float32_speedup
+    judged = target is not None and device == "cpu" and torch.get_num_threads() == 1
+    return {
+        "engine": engine_name(calc32),
+        "frames": len(t64),
+        "float32_model_load_ms": 1e3 * load_s,
+        "float32_cold_first_call_ms": 1e3 * cold_s,
+        "float64_step_median_ms": median64,
+        "float32_step_median_ms": median32,
+        "float64_step_ms": [1e3 * s for s in t64],
+        "float32_step_ms": [1e3 * s for s in t32],
+        "speedup_float64_over_float32": speedup,
+        "max_force_difference_eV_per_A": force_diff,
+        "max_energy_difference_meV": 1e3 * energy_diff,
+        "max_abs_force_float64_eV_per_A": largest_force,  # random weights: far from physical forces, and the float32 error scales with them
+        "forces_within_tolerance": bool(force_diff <= FLOAT32_FORCE_TOLERANCE),
+        "target_speedup": target,
+        "force_tolerance_eV_per_A": FLOAT32_FORCE_TOLERANCE,
+        "target_met": bool(speedup >= target and force_diff <= FLOAT32_FORCE_TOLERANCE) if judged and np.isfinite(speedup) else None,
     }
 
 
@@ -366,15 +502,26 @@ def time_xtb(frames: list[Atoms]) -> list[float] | None:
 
 # ---------------------------------------------------------------------------- one molecule
 def benchmark_molecule(
-    name: str, n_frames: int, pyscf_frames: int, dtype: str = "float64", device: str = "cpu", xtb: bool = True, breakdown_frames: int = 5, breakdown_repeats: int = 3
+    name: str,
+    n_frames: int,
+    pyscf_frames: int,
+    dtype: str = "float64",
+    device: str = "cpu",
+    xtb: bool = True,
+    breakdown_frames: int = 5,
+    breakdown_repeats: int = 3,
+    engine: str = "auto",
+    float32: bool = False,
 ) -> dict:
-    """Every number of one molecule: frames, PhiSNet, PySCF, xTB, the breakdown (times in s and ms)."""
+    """Every number of one molecule: frames, PhiSNet, PySCF, xTB, the breakdown and, with
+    ``float32``, the float32 calculator against this one (times in s and ms)."""
     frames, origin = load_frames(name, n_frames + 1)  # frame 0: the cold call and warm-up
     numbers = frames[0].get_atomic_numbers()
-    calc, load_s = make_calculator(name, numbers, dtype, device)
+    calc, load_s = make_calculator(name, numbers, dtype, device, engine)
     ml = time_phisnet(calc, frames, device)
     n_ao = calc.model.basis.n_ao(numbers)
     breakdown = step_breakdown(calc, frames[: breakdown_frames + 1], device, breakdown_repeats) if breakdown_frames > 0 else None
+    float32_comparison = compare_float32(name, calc, frames, device, engine) if float32 else None
     pyscf_s = time_pyscf(frames[1 : 1 + pyscf_frames])
     xtb_s = time_xtb(frames) if xtb else None
     step_median, step_mean = median_ms(ml["step_s"]), mean_ms(ml["step_s"])
@@ -391,6 +538,7 @@ def benchmark_molecule(
         "model": spec.model or f"random weights: {RANDOM_MODEL}",
         "dtype": dtype,
         "device": device,
+        "engine": engine_name(calc),
         "model_load_ms": 1e3 * load_s,
         "cold_first_call_ms": 1e3 * ml["cold_first_call_s"],
         "phisnet_frames": len(ml["step_s"]),
@@ -409,6 +557,7 @@ def benchmark_molecule(
         # the targets are for the default configuration: float64, on the CPU, one thread
         "target_met": bool(ratio >= spec.target_ratio) if spec.target_ratio and np.isfinite(ratio) and (dtype, device, torch.get_num_threads()) == ("float64", "cpu", 1) else None,
         "breakdown": breakdown,
+        "float32_comparison": float32_comparison,
     }
 
 
@@ -444,24 +593,68 @@ def results_table(rows: list[dict]) -> str:
 def breakdown_table(rows: list[dict]) -> str:
     """Where one PhiSNet step goes, ms and share of the full step (approximate)."""
     labels = {
-        "graph": "graph",
-        "forward": "network forward",
-        "backward": "network backward",
-        "integrals": "integrals S, T+V_nuc + derivatives",
-        "eigensolver": "eigensolver + energy (fwd+bwd)",
-        "properties": "dipole + charges",
+        "graph": "graph bookkeeping",
+        "forward": "network forward + AO reorder",
+        "backward": "AO reorder + network backward",
+        "integrals": "integrals S, T+V_nuc + derivatives, contractions",
+        "electronic": "electronic: eigensolver, E and gradients, E_nn",
+        "other": "other (ASE, input checks)",
+        "properties": "dipole + charges (when asked)",
     }
-    order = ("forward", "backward", "integrals", "eigensolver", "graph", "properties")
-    head = "| molecule | full step (ms) | " + " | ".join(labels[p] for p in order) + " | other | forces check (eV/Å) |"
+    order = ("forward", "backward", "integrals", "electronic", "graph", "other", *EXTRA_PARTS)
+    head = "| molecule | engine | full step (ms) | " + " | ".join(labels[p] for p in order) + " | forces check (eV/Å) |"
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for r in rows:
         b = r["breakdown"]
         if b is None:
             continue
         full = b["full_step_ms"]
-        cells = [f"{b[f'{p}_ms']:.2f} ({100 * b[f'{p}_ms'] / full:.0f}%)" for p in (*order, "other")]
-        lines.append(f"| {r['molecule']} | {full:.1f} | " + " | ".join(cells) + f" | {b['max_force_difference_eV_per_A']:.1e} |")
+        cells = [f"{b[f'{p}_ms']:.2f} ({100 * b[f'{p}_ms'] / full:.0f}%)" for p in order]
+        lines.append(f"| {r['molecule']} | {b['engine']} | {full:.2f} | " + " | ".join(cells) + f" | {b['max_force_difference_eV_per_A']:.1e} |")
     return "\n".join(lines)
+
+
+def float32_table(rows: list[dict]) -> str:
+    """float32 against float64, one row per molecule (``--compare-float32``)."""
+    head = (
+        "| molecule | engine | frames | float64 median (ms) | float32 median (ms) | float64 / float32 "
+        "| max abs(F32 - F64) (eV/Å) | max abs(F64) (eV/Å) | max abs(E32 - E64) (meV) | target |"
+    )
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    for r in rows:
+        c = r["float32_comparison"]
+        if c is None:
+            continue
+        verdict = {True: "met", False: "not met", None: "not judged"}[c["target_met"]]
+        within = "within" if c["forces_within_tolerance"] else "outside"
+        target = f"{within} {c['force_tolerance_eV_per_A']:.0e} eV/Å" if c["target_speedup"] is None else f"{c['target_speedup']:.1f}x, {c['force_tolerance_eV_per_A']:.0e} eV/Å ({verdict})"
+        lines.append(
+            f"| {r['molecule']} | {c['engine']} | {c['frames']} | {_num(c['float64_step_median_ms'], '.2f')} | {_num(c['float32_step_median_ms'], '.2f')} "
+            f"| {_num(c['speedup_float64_over_float32'], '.2f')}x | {c['max_force_difference_eV_per_A']:.1e} "
+            f"| {c['max_abs_force_float64_eV_per_A']:.3g} | {c['max_energy_difference_meV']:.2g} | {target} |"
+        )
+    return "\n".join(lines)
+
+
+def float32_verdict(rows: list[dict]) -> str:
+    """One line: the float32 target and whether it holds in this run."""
+    judged = {r["molecule"]: r["float32_comparison"] for r in rows if r["float32_comparison"] and r["float32_comparison"]["target_speedup"] is not None}
+    if not judged:
+        return "Target: ethanol at least 1.5x faster in float32, forces within 1e-3 eV/Å of float64: not judged (no such molecule in this run)"
+    parts = []
+    for name, c in judged.items():
+        holds = {True: "holds", False: "does not hold", None: "not judged (one CPU thread only)"}[c["target_met"]]
+        parts.append(
+            f"{name} at least {c['target_speedup']:.1f}x faster in float32, forces within {c['force_tolerance_eV_per_A']:.0e} eV/Å of float64: {holds} "
+            f"({c['speedup_float64_over_float32']:.2f}x, {c['max_force_difference_eV_per_A']:.1e} eV/Å)"
+        )
+    return "Target: " + "; ".join(parts)
+
+
+def _engines(rows: list[dict]) -> str:
+    """The engine(s) that ran, in words."""
+    words = {"native": "native (compiled C++ network, NumPy electronic step)", "torch": "torch (PyTorch model, autograd)"}
+    return " and ".join(words[e] for e in sorted({r["engine"] for r in rows}))
 
 
 def report(rows: list[dict], machine: dict, args) -> str:
@@ -469,7 +662,8 @@ def report(rows: list[dict], machine: dict, args) -> str:
     out = [
         f"{machine['date']}, commit {machine['commit'] or 'unknown'}{' (with uncommitted changes)' if machine['uncommitted_changes'] else ''}; "
         f"{machine['cpu']} ({machine['cpu_count']} CPUs); torch {machine['torch']}, PySCF {machine['pyscf']}, tblite {machine['tblite'] or 'not installed'}",
-        f"PhiSNet: PhiSNetCalculator(model) on {args.device} in {args.dtype}, exact overlap, {torch_threads} torch thread(s); "
+        f"PhiSNet: PhiSNetCalculator(model) on {args.device} in {args.dtype}, exact overlap, engine {_engines(rows)} (asked: {args.engine}), "
+        f"{torch_threads} torch thread(s); "
         f"PySCF: RKS PBE/def2-SVP, grid 3, conv_tol 1e-9, E + analytic gradient, {pyscf_threads} thread(s); "
         f"xTB: GFN2-xTB (tblite), OMP_NUM_THREADS={machine['OMP_NUM_THREADS'] or 'unset'}",
         "",
@@ -486,11 +680,23 @@ def report(rows: list[dict], machine: dict, args) -> str:
         b = next(r["breakdown"] for r in rows if r["breakdown"])
         out += [
             "",
-            f"Where one PhiSNet step goes (approximate: the calculator's parts called one by one, median of {b['frames']} frames x {b['repeats']}; "
-            "integrals and eigensolver include their backward; other = full step - parts of the same repeat: ASE, input checks, conversions; "
-            "medians need not add up):",
+            f"Where one PhiSNet step goes (approximate: the functions of the calculator's step called one by one, median of {b['frames']} frames x {b['repeats']}; "
+            "integrals include their contractions with dE/dS and dE/dh, electronic its gradients; other = full step - the parts of the same repeat: "
+            "ASE, input checks, conversions; dipole + charges: computed only when asked for (not in an MD step), timed beside the step, not in other; "
+            "medians need not add up; forces check: max abs(rebuilt - calculator's forces)):",
             "",
             breakdown_table(rows),
+        ]
+    if any(r["float32_comparison"] for r in rows):
+        out += [
+            "",
+            "float32 against float64 (the same model and engine; float32: network in float32, electronic step in float64; "
+            "both calculators in turn on each of the same frames after one untimed step each; medians; speed-up: float64 median / float32 median; "
+            "max abs(F64): the largest float64 force component, the scale of the float32 error (random weights give unphysical forces)):",
+            "",
+            float32_table(rows),
+            "",
+            float32_verdict(rows),
         ]
     return "\n".join(out)
 
@@ -516,7 +722,9 @@ def parse_args(argv=None):
     p.add_argument("--pyscf-frames", type=int, help="PySCF frames per molecule (default: water 3, ethanol 2, malondialdehyde and uracil 1)")
     p.add_argument("--breakdown-frames", type=int, default=5, help="frames of the step breakdown (0: none)")
     p.add_argument("--breakdown-repeats", type=int, default=3, help="times each breakdown frame is done (default 3)")
-    p.add_argument("--dtype", default="float64", choices=["float64", "float32"], help="the calculator's dtype (default float64, as a user gets it)")
+    p.add_argument("--dtype", default="float64", choices=["float64", "float32"], help="the calculator's dtype, the network's precision (default float64, as a user gets it)")
+    p.add_argument("--engine", default="auto", choices=["auto", "native", "torch"], help="what evaluates the network (default auto: what the calculator picks)")
+    p.add_argument("--compare-float32", action="store_true", help="also run the float32 calculator on the same frames: speed-up and force differences")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch and PySCF threads (default 1)")
     p.add_argument("--no-xtb", action="store_true", help="skip GFN2-xTB")
@@ -526,6 +734,8 @@ def parse_args(argv=None):
         p.error("--frames must be >= 1")
     if args.pyscf_frames is not None and not 0 <= args.pyscf_frames <= args.frames:
         p.error("--pyscf-frames must be between 0 and --frames")
+    if args.compare_float32 and args.dtype != "float64":
+        p.error("--compare-float32 compares float32 against float64: leave --dtype at float64")
     return args
 
 
@@ -542,7 +752,12 @@ def main(argv=None) -> dict:
     for name in args.molecules:
         n_pyscf = MOLECULES[name].pyscf_frames if args.pyscf_frames is None else args.pyscf_frames
         print(f"{name}: {args.frames} frames, {min(n_pyscf, args.frames)} PySCF ...", file=sys.stderr, flush=True)
-        rows.append(benchmark_molecule(name, args.frames, min(n_pyscf, args.frames), args.dtype, args.device, not args.no_xtb, min(args.breakdown_frames, args.frames), args.breakdown_repeats))
+        rows.append(
+            benchmark_molecule(
+                name, args.frames, min(n_pyscf, args.frames), args.dtype, args.device, not args.no_xtb,
+                min(args.breakdown_frames, args.frames), args.breakdown_repeats, args.engine, args.compare_float32,
+            )
+        )  # fmt: skip
     print(report(rows, machine, args))
     result = {"machine": machine, "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "molecules": rows}
     if args.json:

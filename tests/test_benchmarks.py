@@ -1,8 +1,8 @@
 """Smoke test of benchmarks/calculator_speed.py: its helpers run end to end on two water frames.
 
 Nothing here checks a time (the machines are shared and noisy); only that every number is
-produced, the table and JSON have their columns, and the breakdown's hand-made step gives the
-calculator's forces.
+produced, the tables and JSON have their columns, the breakdown's hand-made step gives the
+calculator's forces on either engine, and the float32 calculator's forces stay close to float64.
 """
 
 from __future__ import annotations
@@ -15,9 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from ase_phisnet.native import native_available
+
 from .conftest import WATER_H5, require_reference
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "calculator_speed.py"
+
+#: Two timed frames, one breakdown frame done once: every option runs, in seconds.
+QUICK = ["--molecules", "water", "--frames", "2", "--breakdown-frames", "1", "--breakdown-repeats", "1"]
 
 
 def _load_script():
@@ -28,27 +33,66 @@ def _load_script():
     return module
 
 
+def _check_breakdown(bench, breakdown: dict, engine: str) -> None:
+    assert breakdown["engine"] == engine
+    assert breakdown["max_force_difference_eV_per_A"] < 1e-8 and breakdown["max_energy_difference_eV"] < 1e-8
+    for part in ("full_step", *bench.BREAKDOWN_PARTS, *bench.EXTRA_PARTS):
+        assert breakdown[f"{part}_ms"] > 0, part
+    assert math.isfinite(breakdown["other_ms"])
+
+
 @pytest.mark.slow
 def test_calculator_speed_runs_on_two_water_frames(tmp_path, capsys):
     require_reference(WATER_H5)
     bench = _load_script()
     out = tmp_path / "speed.json"
-    bench.main(["--molecules", "water", "--frames", "2", "--pyscf-frames", "1", "--breakdown-frames", "1", "--breakdown-repeats", "1", "--json", str(out)])
+    bench.main([*QUICK, "--pyscf-frames", "1", "--compare-float32", "--json", str(out)])
     printed = capsys.readouterr().out
-    assert "| water | 24 |" in printed and "PySCF / PhiSNet" in printed and "network backward" in printed
+    engine = "native" if native_available() else "torch"  # what the calculator picks by default
+    assert "| water | 24 |" in printed and "PySCF / PhiSNet" in printed and f"engine {engine} (" in printed
+    assert "network backward" in printed and "dipole + charges (when asked)" in printed and f"| water | {engine} |" in printed
+    assert "| float64 / float32 |" in printed and "Target: ethanol at least 1.5x faster in float32" in printed
 
     result = json.loads(out.read_text())
     assert result["machine"]["torch_threads"] == 1 and result["machine"]["pyscf_threads"] == 1
+    assert result["settings"]["engine"] == "auto" and result["settings"]["compare_float32"] is True
     (water,) = result["molecules"]
-    assert water["aos"] == 24 and water["model"] == "water-pbe-def2svp" and water["dtype"] == "float64"
+    assert water["aos"] == 24 and water["model"] == "water-pbe-def2svp" and water["dtype"] == "float64" and water["engine"] == engine
     assert water["phisnet_frames"] == 2 and len(water["phisnet_step_ms"]) == 2 and water["pyscf_frames"] == 1
     for key in ("model_load_ms", "cold_first_call_ms", "phisnet_step_median_ms", "pyscf_mean_ms", "ratio_pyscf_over_phisnet"):
         assert water[key] > 0 and math.isfinite(water[key]), key
     assert water["target_ratio"] == 200 and isinstance(water["target_met"], bool)
-    breakdown = water["breakdown"]
-    assert breakdown["max_force_difference_eV_per_A"] < 1e-8
-    for part in (*bench.BREAKDOWN_PARTS, "full_step"):
-        assert breakdown[f"{part}_ms"] > 0, part
+    _check_breakdown(bench, water["breakdown"], engine)
+
+    f32 = water["float32_comparison"]
+    assert f32["engine"] == engine and f32["frames"] == 2 and len(f32["float32_step_ms"]) == len(f32["float64_step_ms"]) == 2
+    for key in ("float64_step_median_ms", "float32_step_median_ms", "speedup_float64_over_float32"):
+        assert f32[key] > 0 and math.isfinite(f32[key]), key
+    assert 0 < f32["max_force_difference_eV_per_A"] < bench.FLOAT32_FORCE_TOLERANCE and f32["forces_within_tolerance"]
+    assert f32["target_speedup"] is None and f32["target_met"] is None  # the target is ethanol's
+
+
+@pytest.mark.slow
+def test_calculator_speed_on_the_torch_engine_in_float32(tmp_path, capsys):
+    """``--engine torch --dtype float32``: the torch breakdown with the network in float32 and
+    the electronic step in float64, as the calculator's torch step runs them."""
+    require_reference(WATER_H5)
+    bench = _load_script()
+    out = tmp_path / "speed.json"
+    bench.main([*QUICK, "--pyscf-frames", "0", "--no-xtb", "--engine", "torch", "--dtype", "float32", "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert "in float32" in printed and "engine torch (" in printed and "| water | torch |" in printed and "float64 / float32" not in printed
+    (water,) = json.loads(out.read_text())["molecules"]
+    assert water["engine"] == "torch" and water["dtype"] == "float32" and water["target_met"] is None and water["float32_comparison"] is None
+    _check_breakdown(bench, water["breakdown"], "torch")
+
+
+def test_compare_float32_needs_a_float64_run():
+    bench = _load_script()
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--dtype", "float32", "--compare-float32"])
+    args = bench.parse_args([])
+    assert args.engine == "auto" and not args.compare_float32
 
 
 def test_sampled_frames_are_a_seeded_trajectory():
