@@ -104,3 +104,19 @@ def test_sampled_frames_are_a_seeded_trajectory():
     assert origin["temperature"] == 500.0 and origin["stride_fs"] == 10.0
     assert (frames[1].positions != frames[0].positions).any()
     assert all((a.positions == b.positions).all() for a, b in zip(frames, again))
+
+
+@pytest.mark.slow
+def test_replica_throughput_runs(capsys):
+    """benchmarks/replica_throughput.py: one evaluate_batch call per N, cost per structure."""
+    spec = importlib.util.spec_from_file_location("replica_throughput", SCRIPT.parent / "replica_throughput.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        spec.loader.exec_module(module)
+        result = module.main(["--molecules", "water", "--sizes", "1", "3", "--repeats", "1"])
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    (row,) = result["rows"]
+    assert set(row["per_structure_ms"]) == {1, 3} and all(v > 0 for v in row["per_structure_ms"].values())
+    assert "| water |" in capsys.readouterr().out
