@@ -8,6 +8,7 @@ engine must actually be what runs by default (no silent fallback).
 
 import copy
 import functools
+import warnings
 
 import numpy as np
 import pytest
@@ -166,3 +167,28 @@ def test_engine_parameter_is_checked(water_model):
     assert calc.network is None
     calc.set(engine="native")
     assert isinstance(calc.network, NativePhiSNet)
+
+
+def test_without_the_engine_the_calculator_runs_on_torch_with_one_warning(monkeypatch, water_model):
+    """Where the extension did not build: engine='auto' warns once and runs the torch model,
+    engine='native' is refused naming the reason."""
+    from ase_phisnet import calculator
+    from ase_phisnet.errors import InputError
+    from ase_phisnet.native import NativeUnavailable
+
+    def missing(*args, **kwargs):
+        raise NativeUnavailable("the native engine is not built (test)")
+
+    monkeypatch.setattr(calculator, "NativePhiSNet", missing)
+    monkeypatch.setattr(calculator, "_WARNED", set())
+    with pytest.warns(UserWarning, match="not built .* runs the network on torch"):
+        calc = PhiSNetCalculator(water_model)
+    assert calc.network is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the second calculator does not warn again
+        again = PhiSNetCalculator(water_model)
+    atoms = Atoms("OH2", positions=WATER)
+    atoms.calc = again
+    assert np.isfinite(atoms.get_potential_energy())
+    with pytest.raises(InputError, match="engine='native': the native engine is not built"):
+        PhiSNetCalculator(water_model, engine="native")
