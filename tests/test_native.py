@@ -89,6 +89,20 @@ def test_matrices_and_positions_gradient_equal_the_torch_model(elements):
     assert torch.allclose(changed, model(graph)["fock"], rtol=0, atol=1e-12 * float(ref["fock"].abs().max()))
 
 
+def test_channel_counts_without_compiled_kernels_take_the_plain_loops():
+    """12 channels: not one of the compiled-in counts (8, 16, 32, 64), so the generic loops run."""
+    torch.manual_seed(3)
+    model = build_model(PhiSNetConfig.from_preset("small", elements=[1, 8], features=12, heads=["fock", "hcore"], core_baseline=True))
+    R = torch.tensor(np.asarray(WATER) / BOHR, requires_grad=True)
+    graph = model.graph([[8, 1, 1]], [R])
+    cotangents = {k: torch.randn(v.shape, generator=torch.Generator().manual_seed(2), dtype=v.dtype) for k, v in model(graph).items()}
+    ref, ref_grad = matrices_and_gradient(model, graph, cotangents)
+    out, grad = matrices_and_gradient(NativePhiSNet(model), graph, cotangents)
+    for k in ref:
+        assert torch.allclose(out[k], ref[k], rtol=0, atol=1e-12 * float(ref[k].abs().max())), k
+    assert torch.allclose(grad, ref_grad, rtol=0, atol=1e-12 * float(ref_grad.abs().max()))
+
+
 def test_float32_engine_follows_the_float32_model():
     model = random_model([1, 8], dtype=torch.float32)
     R = torch.tensor(np.asarray(WATER) / BOHR, dtype=torch.float32, requires_grad=True)
