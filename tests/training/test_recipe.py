@@ -51,25 +51,23 @@ def listing(path, capsys) -> str:
     return capsys.readouterr().out
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Bit-for-bit equality holds on one thread count: every run here, in or out of process, uses one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def train_command(recipe) -> list[str]:
+    """The recipe's command line. Every run of the comparison is one such fresh process: bit-for-bit
+    equality holds for equal thread counts (torch, BLAS, OpenMP) and equal process state, which a
+    test process that has run other tests does not keep."""
+    return [sys.executable, "-m", "ase_phisnet.cli.main", "train", str(recipe), "--no-progress", "--threads", "1"]
 
 
-def test_killed_recipe_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, capsys, one_torch_thread):
+def test_killed_recipe_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, capsys):
     require_reference(WATER_H5)
     straight = write_recipe(tmp_path, "straight")
     assert "not started" in listing(straight, capsys)
-    shipped = run_recipe(load_recipe(straight), progress=False, log=lambda line: None)
-    assert shipped["path"] == tmp_path / "straight" / "ship" / "mini"
+    subprocess.run(train_command(straight), check=True, capture_output=True)
+    assert (tmp_path / "straight" / "ship" / "mini" / "model.safetensors").exists()
 
     # killed inside the first stage, after its first checkpoint
     killed = write_recipe(tmp_path, "killed")
-    proc = subprocess.Popen([sys.executable, "-m", "ase_phisnet.cli.main", "train", str(killed), "--no-progress", "--threads", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(train_command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint = tmp_path / "killed" / "fock" / "checkpoint.safetensors"
     deadline = time.time() + 120
     while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
@@ -82,7 +80,7 @@ def test_killed_recipe_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, 
     assert "not done" in lines[3], lines
 
     # resumed, and killed again as soon as the first stage is recorded done: between the stages
-    proc = subprocess.Popen([sys.executable, "-m", "ase_phisnet.cli.main", "train", str(killed), "--no-progress", "--threads", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(train_command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     record = tmp_path / "killed" / "fock" / "stage.json"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
@@ -98,9 +96,7 @@ def test_killed_recipe_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, 
     assert "done: best at step" in lines[1] and "30 steps run" in lines[1] and "done" not in lines[2], lines
 
     # the same command again finishes the recipe and ships
-    capsys.readouterr()
-    assert main(["train", str(killed), "--no-progress", "--threads", "1"]) == 0
-    out = capsys.readouterr().out
+    out = subprocess.run(train_command(killed), check=True, capture_output=True, text=True).stdout
     assert "[1/2] fock (train): done, skipped" in out and "shipped mini to" in out
     lines = listing(killed, capsys).splitlines()
     assert all("done" in line for line in lines[1:]) and "not done" not in lines[3], lines
