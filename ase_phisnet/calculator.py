@@ -336,7 +336,8 @@ class PhiSNetCalculator(Calculator):
             )  # fmt: skip
             if "hcore" in outputs:
                 result["energy"] = result["free_energy"] = step.energy * HARTREE
-            to_irreps = np.ix_(basis.perm_to_irreps(numbers), basis.perm_to_irreps(numbers))
+            p = basis.perm_to_irreps(numbers)
+            to_irreps = np.ix_(p, p)
             bars["fock"][b, :n, :n] = step.dE_dF[to_irreps]
             if "hcore" in bars:
                 bars["hcore"][b, :n, :n] = step.dE_dH[to_irreps]

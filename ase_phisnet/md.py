@@ -200,7 +200,7 @@ def run_md_replicas(atoms, output, replicas: int, model="water-pbe-def2svp", see
     if errors:
         raise errors[0]
     wall_s = time.perf_counter() - started
-    steps = replicas * md.get("steps", 2000)
+    steps = sum(s["steps_per_second"] * s["wall_time_s"] for s in summaries)  # what each replica ran
     return {"replicas": summaries, "wall_time_s": wall_s, "steps_per_second": steps / wall_s, "output": str(output)}
 
 
