@@ -63,6 +63,11 @@ ENGINES = ("auto", "native", "torch")
 _WARNED: set[str] = set()
 
 
+def _interatomic_distances(positions: np.ndarray) -> np.ndarray:
+    """All distances between the atoms, (natm, natm), in the units of ``positions``."""
+    return np.sqrt(((positions[:, None] - positions[None]) ** 2).sum(-1))
+
+
 def _warn_once(message: str) -> None:
     if message not in _WARNED:
         _WARNED.add(message)
@@ -198,7 +203,7 @@ class PhiSNetCalculator(Calculator):
         pos = atoms.get_positions()
         if not np.all(np.isfinite(pos)):
             raise InputError("atomic positions contain NaN or infinite values")
-        distances = np.sqrt(((pos[:, None] - pos[None]) ** 2).sum(-1))
+        distances = _interatomic_distances(pos)
         if len(atoms) > 1:
             d = distances + np.eye(len(atoms)) * 1e9
             i, j = np.unravel_index(np.argmin(d), d.shape)
@@ -218,8 +223,7 @@ class PhiSNetCalculator(Calculator):
             return
         numbers = atoms.get_atomic_numbers()
         if distances is None:
-            pos = atoms.get_positions()
-            distances = np.sqrt(((pos[:, None] - pos[None]) ** 2).sum(-1))
+            distances = _interatomic_distances(atoms.get_positions())
         index = np.searchsorted(self.model.elements, numbers)
         low = self._shortest_seen[index[:, None], index[None, :]]  # nan: a pair training never had
         i, j = np.triu_indices(len(atoms), k=1)
@@ -323,7 +327,7 @@ class PhiSNetCalculator(Calculator):
         graph = self._native_graph(numbers_list, positions_list, distances_list)
         outputs = dict(zip(network.head_names, network.forward_arrays(graph, np.concatenate(positions_list))))
         core_baseline = model.config.core_baseline and "hcore" in outputs
-        results, bars = [], {h: np.zeros_like(m) for h, m in outputs.items()}
+        results, explicit_gradients, bars = [], [], {h: np.zeros_like(m) for h, m in outputs.items()}
         for b, (numbers, R) in enumerate(zip(numbers_list, positions_list)):
             n, to_pyscf = basis.n_ao(numbers), basis.perm_to_pyscf(numbers)
             F = outputs["fock"][b][np.ix_(to_pyscf, to_pyscf)].astype(np.float64)
@@ -332,8 +336,9 @@ class PhiSNetCalculator(Calculator):
             state = step.state
             result = dict(
                 hamiltonian=F, overlap=step.overlap, density_matrix=state.density_matrix, mo_coeff=state.mo_coeff, mo_energy=state.mo_energy,
-                homo_lumo_gap=state.homo_lumo_gap * HARTREE, dE_dR=step.dE_dR,
+                homo_lumo_gap=state.homo_lumo_gap * HARTREE,
             )  # fmt: skip
+            explicit_gradients.append(step.dE_dR)  # through E_nn, S(R), h(R): the network's part comes below
             if "hcore" in outputs:
                 result["energy"] = result["free_energy"] = step.energy * HARTREE
             p = basis.perm_to_irreps(numbers)
@@ -345,11 +350,9 @@ class PhiSNetCalculator(Calculator):
         if wants_forces:
             grad = network.backward_arrays([bars[h] for h in network.head_names], sum(len(z) for z in numbers_list))
             start = 0
-            for numbers, result in zip(numbers_list, results):
-                result["forces"] = -(result["dE_dR"] + grad[start : start + len(numbers)]) * HARTREE / BOHR
+            for numbers, result, explicit in zip(numbers_list, results, explicit_gradients):
+                result["forces"] = -(explicit + grad[start : start + len(numbers)]) * HARTREE / BOHR
                 start += len(numbers)
-        for result in results:
-            del result["dE_dR"]
         return results
 
     def _native_graph(self, numbers_list, positions_list, distances_list):
