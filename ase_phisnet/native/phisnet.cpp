@@ -20,6 +20,7 @@
 
 #include <Python.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -125,95 +126,6 @@ struct View {
     T* at(long r, long c) const { return p + r * row + c * comp; }
 };
 
-template <typename T>
-void linear_forward(const Linear<T>& L, long rows, View<const T> x, T* y, long y_row) {
-    for (long r = 0; r < rows; ++r) {
-        const T* W = L.weight;
-        T* out = y + r * y_row;
-        for (int o = 0; o < L.n_orders; ++o) {
-            const int l = L.order_l[o], k_out = L.c_out[o];
-            for (int m = 0; m < 2 * l + 1; ++m, out += k_out) {
-                const T* __restrict in = x.at(r, l * l + m);
-                for (int k = 0; k < k_out; ++k) out[k] = 0;
-                for (int i = 0; i < L.c_in; ++i) {
-                    const T xi = in[i];
-                    const T* __restrict w = W + (long)i * k_out;
-                    for (int k = 0; k < k_out; ++k) out[k] += xi * w[k];
-                }
-            }
-            W += (long)L.c_in * k_out;
-        }
-    }
-}
-
-// x_bar += y_bar W^T
-template <typename T>
-void linear_backward(const Linear<T>& L, long rows, const T* y_bar, long y_row, View<T> x_bar) {
-    for (long r = 0; r < rows; ++r) {
-        const T* W = L.weight;
-        const T* g = y_bar + r * y_row;
-        for (int o = 0; o < L.n_orders; ++o) {
-            const int l = L.order_l[o], k_out = L.c_out[o];
-            for (int m = 0; m < 2 * l + 1; ++m, g += k_out) {
-                T* in = x_bar.at(r, l * l + m);
-                for (int i = 0; i < L.c_in; ++i) {
-                    const T* w = W + (long)i * k_out;
-                    T s = 0;
-                    for (int k = 0; k < k_out; ++k) s += g[k] * w[k];
-                    in[i] += s;
-                }
-            }
-            W += (long)L.c_in * k_out;
-        }
-    }
-}
-
-template <typename T>
-void mlp_forward(const Mlp<T>& M, long rows, const T* in, T* hidden_pre, T* out) {
-    std::vector<T> h(M.n_hidden);
-    for (long r = 0; r < rows; ++r) {
-        const T* x = in + r * M.n_in;
-        T* z = hidden_pre + r * M.n_hidden;
-        for (int j = 0; j < M.n_hidden; ++j) {
-            T s = M.b1[j];
-            for (int i = 0; i < M.n_in; ++i) s += M.w1[(long)j * M.n_in + i] * x[i];
-            z[j] = s;
-            h[j] = s * sigmoid(s);
-        }
-        T* y = out + r * M.n_out;
-        for (int k = 0; k < M.n_out; ++k) y[k] = M.b2[k];
-        for (int j = 0; j < M.n_hidden; ++j) {
-            const T hj = h[j];
-            const T* __restrict w = M.w2t + (long)j * M.n_out;
-            for (int k = 0; k < M.n_out; ++k) y[k] += w[k] * hj;
-        }
-    }
-}
-
-template <typename T>
-void mlp_backward(const Mlp<T>& M, long rows, const T* hidden_pre, const T* out_bar, T* in_bar) {
-    std::vector<T> g(M.n_hidden);
-    for (long r = 0; r < rows; ++r) {
-        const T* z = hidden_pre + r * M.n_hidden;
-        const T* gy = out_bar + r * M.n_out;
-        for (int j = 0; j < M.n_hidden; ++j) {
-            T s = 0;
-            const T* __restrict w = M.w2t + (long)j * M.n_out;
-            for (int k = 0; k < M.n_out; ++k) s += w[k] * gy[k];
-            const T sg = sigmoid(z[j]);
-            g[j] = s * sg * (T(1) + z[j] * (T(1) - sg));  // silu'
-        }
-        T* gx = in_bar + r * M.n_in;
-        for (int j = 0; j < M.n_hidden; ++j)
-            for (int i = 0; i < M.n_in; ++i) gx[i] += M.w1[(long)j * M.n_in + i] * g[j];
-    }
-}
-
-// The products, one row (a pair or an atom) at a time. Inputs are component-major rows:
-// component c at x + c * x_comp, its channels contiguous. Per path row (path p, output M):
-//     harmonic ("uvu", y one channel):  out[M][u] += w[p][u] * sum_k coef_k y[c2_k] x[c1_k][u]
-//     channel  ("uuu"):                 out[M][u] += w[p][u] * sum_k coef_k a[c1_k][u] b[c2_k][u]
-// so that each coefficient costs one or two multiply-adds per channel, and the weights one per row.
 constexpr int MAX_CHANNELS = 256;
 
 // With the channel count CT known at compile time, a row's channels are CT / lanes vectors of the
@@ -240,6 +152,147 @@ inline T lane_sum(typename Simd<T>::V v) {
     return s;
 }
 
+// Dense maps, y = x W, in tiles of TILE output channels that stay in registers (TILE / lanes
+// vectors) while the inputs stream past: each weight is read once per input row. A tile that
+// does not fill TILE channels (a block map's few outputs) takes the plain loop.
+constexpr int TILE = 32;
+
+// y[k] = y0[k] + sum_i x[i] W[i * w_row + k] for k in [k0, k1), k1 - k0 <= TILE (y0 null: zero)
+template <typename T>
+inline void matvec_tile(const T* x, int n, const T* W, long w_row, int k0, int k1, const T* y0, T* y) {
+    using V = typename Simd<T>::V;
+    constexpr int LANES = 32 / sizeof(T), NV = TILE / LANES;
+    if (k1 - k0 == TILE) {
+        V acc[NV];
+        for (int v = 0; v < NV; ++v) acc[v] = y0 ? *reinterpret_cast<const V*>(y0 + k0 + v * LANES) : V{};
+        for (int i = 0; i < n; ++i) {
+            const T xi = x[i];
+            const V* w = reinterpret_cast<const V*>(W + i * w_row + k0);
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) acc[v] += xi * w[v];
+        }
+        for (int v = 0; v < NV; ++v) *reinterpret_cast<V*>(y + k0 + v * LANES) = acc[v];
+        return;
+    }
+    T acc[TILE];
+    for (int k = k0; k < k1; ++k) acc[k - k0] = y0 ? y0[k] : T(0);
+    for (int i = 0; i < n; ++i)
+        for (int k = k0; k < k1; ++k) acc[k - k0] += x[i] * W[i * w_row + k];
+    for (int k = k0; k < k1; ++k) y[k] = acc[k - k0];
+}
+
+// s[j] += sum_{k in [k0, k1)} W[j * w_row + k] g[k] for j < n: the transpose of matvec_tile,
+// four rows of W at a time (independent sums), k1 - k0 <= TILE
+template <typename T>
+inline void dot_tile(const T* g, int k0, int k1, const T* W, long w_row, int n, T* s) {
+    using V = typename Simd<T>::V;
+    constexpr int LANES = 32 / sizeof(T), NV = TILE / LANES;
+    if (k1 - k0 == TILE) {
+        V gv[NV];
+        for (int v = 0; v < NV; ++v) gv[v] = *reinterpret_cast<const V*>(g + k0 + v * LANES);
+        int j = 0;
+        for (; j + 4 <= n; j += 4) {
+            const V* w0 = reinterpret_cast<const V*>(W + j * w_row + k0);
+            const V* w1 = reinterpret_cast<const V*>(W + (j + 1) * w_row + k0);
+            const V* w2 = reinterpret_cast<const V*>(W + (j + 2) * w_row + k0);
+            const V* w3 = reinterpret_cast<const V*>(W + (j + 3) * w_row + k0);
+            V d0 = {}, d1 = {}, d2 = {}, d3 = {};
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) {
+                d0 += w0[v] * gv[v];
+                d1 += w1[v] * gv[v];
+                d2 += w2[v] * gv[v];
+                d3 += w3[v] * gv[v];
+            }
+            s[j] += lane_sum<T>(d0);
+            s[j + 1] += lane_sum<T>(d1);
+            s[j + 2] += lane_sum<T>(d2);
+            s[j + 3] += lane_sum<T>(d3);
+        }
+        for (; j < n; ++j) {
+            const V* w = reinterpret_cast<const V*>(W + j * w_row + k0);
+            V d = {};
+            for (int v = 0; v < NV; ++v) d += w[v] * gv[v];
+            s[j] += lane_sum<T>(d);
+        }
+        return;
+    }
+    for (int j = 0; j < n; ++j) {
+        T d = 0;
+        for (int k = k0; k < k1; ++k) d += W[j * w_row + k] * g[k];
+        s[j] += d;
+    }
+}
+
+template <typename T>
+void linear_forward(const Linear<T>& L, long rows, View<const T> x, T* y, long y_row) {
+    for (long r = 0; r < rows; ++r) {
+        const T* W = L.weight;
+        T* out = y + r * y_row;
+        for (int o = 0; o < L.n_orders; ++o) {
+            const int l = L.order_l[o], k_out = L.c_out[o];
+            for (int m = 0; m < 2 * l + 1; ++m, out += k_out)
+                for (int k0 = 0; k0 < k_out; k0 += TILE) matvec_tile(x.at(r, l * l + m), L.c_in, W, k_out, k0, std::min(k0 + TILE, k_out), (const T*)nullptr, out);
+            W += (long)L.c_in * k_out;
+        }
+    }
+}
+
+// x_bar += y_bar W^T
+template <typename T>
+void linear_backward(const Linear<T>& L, long rows, const T* y_bar, long y_row, View<T> x_bar) {
+    for (long r = 0; r < rows; ++r) {
+        const T* W = L.weight;
+        const T* g = y_bar + r * y_row;
+        for (int o = 0; o < L.n_orders; ++o) {
+            const int l = L.order_l[o], k_out = L.c_out[o];
+            for (int m = 0; m < 2 * l + 1; ++m, g += k_out)
+                for (int k0 = 0; k0 < k_out; k0 += TILE) dot_tile(g, k0, std::min(k0 + TILE, k_out), W, k_out, L.c_in, x_bar.at(r, l * l + m));
+            W += (long)L.c_in * k_out;
+        }
+    }
+}
+
+// The radial MLPs run on every pair at once, the output layer tile by tile: a tile of W2 (n_hidden
+// x TILE) stays in the cache for all pairs instead of the whole matrix streaming past each pair.
+template <typename T>
+void mlp_forward(const Mlp<T>& M, long rows, const T* in, T* hidden_pre, T* out) {
+    std::vector<T> h(rows * M.n_hidden);
+    for (long r = 0; r < rows; ++r) {
+        const T* x = in + r * M.n_in;
+        T* z = hidden_pre + r * M.n_hidden;
+        for (int j = 0; j < M.n_hidden; ++j) {
+            T s = M.b1[j];
+            for (int i = 0; i < M.n_in; ++i) s += M.w1[(long)j * M.n_in + i] * x[i];
+            z[j] = s;
+            h[r * M.n_hidden + j] = s * sigmoid(s);
+        }
+    }
+    for (int k0 = 0; k0 < M.n_out; k0 += TILE)
+        for (long r = 0; r < rows; ++r) matvec_tile(&h[r * M.n_hidden], M.n_hidden, M.w2t, M.n_out, k0, std::min(k0 + TILE, M.n_out), M.b2, out + r * M.n_out);
+}
+
+template <typename T>
+void mlp_backward(const Mlp<T>& M, long rows, const T* hidden_pre, const T* out_bar, T* in_bar) {
+    std::vector<T> s(rows * M.n_hidden, T(0));  // dL/dh
+    for (int k0 = 0; k0 < M.n_out; k0 += TILE)
+        for (long r = 0; r < rows; ++r) dot_tile(out_bar + r * M.n_out, k0, std::min(k0 + TILE, M.n_out), M.w2t, M.n_out, M.n_hidden, &s[r * M.n_hidden]);
+    for (long r = 0; r < rows; ++r) {
+        const T* z = hidden_pre + r * M.n_hidden;
+        T* gx = in_bar + r * M.n_in;
+        for (int j = 0; j < M.n_hidden; ++j) {
+            const T sg = sigmoid(z[j]);
+            const T g = s[r * M.n_hidden + j] * sg * (T(1) + z[j] * (T(1) - sg));  // silu'
+            for (int i = 0; i < M.n_in; ++i) gx[i] += M.w1[(long)j * M.n_in + i] * g;
+        }
+    }
+}
+
+// The products, one row (a pair or an atom) at a time. Inputs are component-major rows:
+// component c at x + c * x_comp, its channels contiguous. Per path row (path p, output M):
+//     harmonic ("uvu", y one channel):  out[M][u] += w[p][u] * sum_k coef_k y[c2_k] x[c1_k][u]
+//     channel  ("uuu"):                 out[M][u] += w[p][u] * sum_k coef_k a[c1_k][u] b[c2_k][u]
+// so that each coefficient costs one or two multiply-adds per channel, and the weights one per row.
 template <typename T, int CT>
 void harmonic_row_simd(const Paths<T>& P, const T* x, long x_comp, const T* y, const T* w, T* out, long out_comp, T* out_reversed) {
     using V = typename Simd<T>::V;
