@@ -127,6 +127,29 @@ def test_parameters_follow_ases_contract():
     assert PhiSNetCalculator(model="water-pbe-def2svp", dtype="float32").parameters["dtype"] == "float32"
 
 
+def test_check_state_answers_as_ase(energy_model):
+    """The shortcut for an unchanged system gives ASE's answer, and a change below or above
+    ASE's tolerance, or of another property, is judged by ASE's own comparison."""
+    from ase.calculators.calculator import compare_atoms
+
+    calc = PhiSNetCalculator(energy_model)
+    atoms = water()
+    atoms.calc = calc
+    atoms.get_forces()
+    variants = {"same": atoms.copy()}
+    for name, delta in (("below tolerance", 1e-16), ("moved", 1e-6)):
+        moved = atoms.copy()
+        moved.positions[1, 2] += delta
+        variants[name] = moved
+    variants["charges set"] = atoms.copy()
+    variants["charges set"].set_initial_charges([0.1, 0.0, 0.0])
+    variants["cell"] = atoms.copy()
+    variants["cell"].cell = [10.0, 10.0, 10.0]
+    for name, other in variants.items():
+        assert calc.check_state(other) == compare_atoms(calc.atoms, other), name
+    assert calc.check_state(variants["same"]) == [] and calc.check_state(variants["moved"]) == ["positions"]
+
+
 def test_geometry_outside_the_training_range_warns(energy_model):
     frames, _ = load_frames(WATER_H5)
     energy_model.metadata["training_range"] = {"pair_distance_A": pair_distance_range([f["numbers"] for f in frames[:50]], [f["positions"] for f in frames[:50]])}
