@@ -19,7 +19,7 @@ import torch
 from ..errors import PhiSNetError
 from .pack import STRUCTS, NotSupported, PackedModel
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 SUFFIX = {np.float64: "f64", np.float32: "f32"}
 
 

@@ -24,6 +24,9 @@ from ..model.blocks import block_irreps_and_expansion, pair_key
 from ..model.phisnet import PhiSNet
 
 
+MAX_LMAX = 8  # phisnet.cpp's MAX_HARMONICS = (MAX_LMAX + 1)^2
+
+
 class NotSupported(ValueError):
     """The model has a layout the native engine does not cover (it then runs on torch)."""
 
@@ -38,7 +41,7 @@ def _structs(real):
         _fields_ = [("n_in", c_int32), ("n_hidden", c_int32), ("n_out", c_int32), ("w1", c_void_p), ("b1", c_void_p), ("w2t", c_void_p), ("b2", c_void_p)]
 
     class Paths(ctypes.Structure):
-        _fields_ = [("n_rows", c_int32), ("n_paths", c_int32)] + [(k, c_void_p) for k in ("row_start", "row_path", "row_out", "row_sign", "c1", "c2", "coef")]
+        _fields_ = [("n_rows", c_int32), ("n_paths", c_int32), ("dim_2", c_int32)] + [(k, c_void_p) for k in ("row_start", "row_path", "row_out", "row_sign", "c1", "c2", "coef")]
 
     class BlockMap(ctypes.Structure):
         _fields_ = [("linear", Linear), ("n_rows", c_int32), ("n_cols", c_int32), ("n_entries", c_int32)] + [(k, c_void_p) for k in ("entry_block", "entry_f", "entry_coef")]
@@ -143,7 +146,7 @@ class PackedModel:
         filled = np.diff(crow) > 0
         l2[filled] = np.floor(np.sqrt(c2[crow[:-1][filled]] + 0.5)).astype(np.int64)
         return self.types["Paths"](
-            paths.n_rows, int(paths.row_path.max()) + 1,
+            paths.n_rows, int(paths.row_path.max()) + 1, paths.dim_2,
             self._ints(crow), self._ints(paths.row_path.numpy()), self._ints(paths.ST_col.numpy()), self._ints((-1) ** l2),
             self._ints(c1), self._ints(c2), self._ptr(self._numpy(paths.K_values)),
         )  # fmt: skip
@@ -179,6 +182,8 @@ class PackedModel:
         cfg, basis = model.config, model.basis
         self._basis = basis
         C, lmax = cfg.features, model.lmax
+        if lmax > MAX_LMAX:
+            raise NotSupported(f"irrep orders up to {lmax}; the native engine handles up to {MAX_LMAX}")
         if model.irreps.dim != C * (lmax + 1) ** 2:
             raise NotSupported(f"features {model.irreps} are not {C} channels on every order 0..{lmax}")
         T = self.types

@@ -52,7 +52,7 @@ struct Mlp {  // out = W2 silu(W1 in + b1) + b2
 template <typename T>
 struct Paths {  // the non-zero Clebsch-Gordan coefficients of a tensor product, with path weights,
                 // grouped by row: one row per (path, output component M)
-    int32_t n_rows, n_paths;
+    int32_t n_rows, n_paths, dim_2;  // dim_2: components of the second input (the harmonics of "uvu")
     const int32_t* row_start;  // (n_rows + 1,) first entry of each row
     const int32_t* row_path;   // (n_rows,) the row's path: its weights are w[path * channels + u]
     const int32_t* row_out;    // (n_rows,) the row's output component
@@ -127,6 +127,7 @@ struct View {
 };
 
 constexpr int MAX_CHANNELS = 256;
+constexpr int MAX_HARMONICS = 81;  // components of the harmonics up to l = 8
 
 // With the channel count CT known at compile time, a row's channels are CT / lanes vectors of the
 // GCC/Clang vector extension (32 bytes: 4 doubles or 8 floats), which stay in registers; the
@@ -325,6 +326,7 @@ void harmonic_row_backward_simd(const Paths<T>& P, const T* x, long x_comp, cons
                                 T* y_bar, T* w_bar) {
     using V = typename Simd<T>::V;
     constexpr int NV = CT * sizeof(T) / 32;
+    V dy[MAX_HARMONICS] = {};  // dL/dy per component, in lanes: summed across the lanes once, at the end
     for (int r = 0; r < P.n_rows; ++r) {
         V ge[NV], gw[NV], t[NV] = {};
         const V* gp = reinterpret_cast<const V*>(g + P.row_out[r] * g_comp);
@@ -343,19 +345,20 @@ void harmonic_row_backward_simd(const Paths<T>& P, const T* x, long x_comp, cons
             const T coef = P.coef[k], s = coef * y[P.c2[k]];
             const V* xk = reinterpret_cast<const V*>(x + P.c1[k] * x_comp);
             V* xb = reinterpret_cast<V*>(x_bar + P.c1[k] * x_comp);
-            V d = {};
+            V d[2] = {};  // two sums: half the chain of dependent additions
 #pragma GCC unroll 16
             for (int i = 0; i < NV; ++i) {
                 t[i] += s * xk[i];
                 xb[i] += s * gw[i];
-                d += xk[i] * gw[i];
+                d[i & 1] += xk[i] * gw[i];
             }
-            y_bar[P.c2[k]] += coef * lane_sum<T>(d);
+            dy[P.c2[k]] += coef * (d[0] + d[1]);
         }
         V* wb = reinterpret_cast<V*>(w_bar + (long)P.row_path[r] * CT);
 #pragma GCC unroll 16
         for (int i = 0; i < NV; ++i) wb[i] += ge[i] * t[i];
     }
+    for (int c = 0; c < P.dim_2; ++c) y_bar[c] += lane_sum<T>(dy[c]);
 }
 
 template <typename T, int CT>
@@ -986,7 +989,7 @@ int run_backward(void* engine, const T* const* matrices_bar, T* pos_bar) {
 // reverse, 4 more channels than MAX_CHANNELS.
 extern "C" {
 
-int phisnet_abi_version() { return 1; }
+int phisnet_abi_version() { return 2; }
 
 void* phisnet_engine_create_f64(const void* model) {
     auto* E = new (std::nothrow) Engine<double>();
