@@ -23,7 +23,6 @@ from ..equivariant.linear import EquivariantLinear
 from ..model.blocks import block_irreps_and_expansion, pair_key
 from ..model.phisnet import PhiSNet
 
-
 MAX_LMAX = 8  # phisnet.cpp's MAX_HARMONICS = (MAX_LMAX + 1)^2
 
 
