@@ -6,7 +6,7 @@ energies: a second derivative through the eigensolver). Each row is one ``Traine
 process: a few warm-up steps, then ``--steps`` timed steps, minus the time of the one
 validation pass that ends a ``fit``. Compare rows within one run; these machines are noisy.
 
-    python benchmarks/training_speed.py                          # CPU, small preset
+    python benchmarks/training_speed.py                          # CPU, small preset, 32 features (as shipped)
     python benchmarks/training_speed.py --device cuda --presets small paper
 """
 
@@ -27,7 +27,7 @@ LOSSES = {
 }
 
 
-def seconds_per_step(preset: str, loss: str, device: str, batch: int, steps: int, warmup: int, dataset: str) -> float:
+def seconds_per_step(preset: str, loss: str, device: str, batch: int, steps: int, warmup: int, dataset: str, features: int | None) -> float:
     from ase_phisnet.training import TrainConfig, Trainer
 
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
@@ -38,7 +38,7 @@ def seconds_per_step(preset: str, loss: str, device: str, batch: int, steps: int
                 "name": f"speed-{preset}-{loss}",
                 "dataset": dataset,
                 "splits": {"n_train": max(batch, 32), "n_val": 4, "n_test": 4, "seed": 0},
-                "model": {"preset": preset, "heads": ["fock", "hcore"], "core_baseline": True},
+                "model": {"preset": preset, "heads": ["fock", "hcore"], "core_baseline": True, **({"features": features} if features else {})},
                 "loss": LOSSES[loss],
                 "energy_forces_from": 0,
                 "batch_size": batch,
@@ -72,13 +72,15 @@ def main():
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--dataset", default=WATER)
+    p.add_argument("--features", type=int, default=32, help="channels per irrep order (the shipped water models: 32; 0: the preset's own)")
     args = p.parse_args()
-    print(f"water, batch {args.batch}, float32, {args.device}, {torch.get_num_threads()} torch threads")
+    features = f"{args.features} features" if args.features else "the preset's features"
+    print(f"water, batch {args.batch}, {features}, float32, {args.device}, {torch.get_num_threads()} torch threads")
     print("| preset | loss | s / step |")
     print("|---|---|---|")
     for preset in args.presets:
         for loss in args.losses:
-            s = seconds_per_step(preset, loss, args.device, args.batch, args.steps, args.warmup, args.dataset)
+            s = seconds_per_step(preset, loss, args.device, args.batch, args.steps, args.warmup, args.dataset, args.features or None)
             print(f"| {preset} | {loss} | {s:.3f} |", flush=True)
 
 
