@@ -51,7 +51,7 @@ def run_md(
     progress: bool = True,
 ) -> dict:
     """Run MD with the PhiSNet calculator; returns a summary (frames, drift, mean temperature,
-    wall time and steps per second of this run).
+    steps run, wall time and steps per second of this run).
 
     Parameters
     ----------
@@ -141,6 +141,7 @@ def run_md(
         "etot_spread_meV": float(np.ptp(log["etot_eV"]) * 1e3),
         "mean_temperature_K": float(log["temperature_K"].mean()),
         "gap_range_eV": [float(log["gap_eV"].min()), float(log["gap_eV"].max())],
+        "steps": steps,
         "wall_time_s": wall_s,
         "steps_per_second": steps / wall_s,
         "output": str(out),
@@ -200,7 +201,7 @@ def run_md_replicas(atoms, output, replicas: int, model="water-pbe-def2svp", see
     if errors:
         raise errors[0]
     wall_s = time.perf_counter() - started
-    steps = sum(s["steps_per_second"] * s["wall_time_s"] for s in summaries)  # what each replica ran
+    steps = sum(s["steps"] for s in summaries)
     return {"replicas": summaries, "wall_time_s": wall_s, "steps_per_second": steps / wall_s, "output": str(output)}
 
 
