@@ -1,6 +1,10 @@
-"""Build of the native engine (ase_phisnet/native/phisnet.cpp); everything else is in pyproject.toml.
+"""Build of the compiled parts; everything else is in pyproject.toml.
 
-The extension is optional: without a C++ compiler the package installs and runs on its torch
+- ase_phisnet/native/phisnet.cpp: the native engine (network forward and positions gradient);
+- ase_phisnet/equivariant/contraction.cpp: the tensor products' sparse contraction, which the
+  torch model uses on the CPU (training included).
+
+Both extensions are optional: without a C++ compiler the package installs and runs on its torch
 path, with one warning from the calculator.
 """
 
@@ -11,4 +15,9 @@ from setuptools import Extension, setup
 # machine that runs it.
 FLAGS = ["-O3", "-march=native", "-std=c++17", "-fno-math-errno", "-fassociative-math", "-fno-signed-zeros", "-fno-trapping-math"]
 
-setup(ext_modules=[Extension("ase_phisnet.native._phisnet", ["ase_phisnet/native/phisnet.cpp"], language="c++", extra_compile_args=FLAGS, optional=True)])
+setup(
+    ext_modules=[
+        Extension("ase_phisnet.native._phisnet", ["ase_phisnet/native/phisnet.cpp"], depends=["ase_phisnet/equivariant/simd.h"], language="c++", extra_compile_args=FLAGS, optional=True),
+        Extension("ase_phisnet.equivariant._contraction", ["ase_phisnet/equivariant/contraction.cpp"], depends=["ase_phisnet/equivariant/simd.h"], language="c++", extra_compile_args=FLAGS, optional=True),
+    ]
+)

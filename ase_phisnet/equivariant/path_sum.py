@@ -20,6 +20,10 @@ long contiguous rows:
 The backward of a product with a constant sparse matrix is the product with its transpose
 (:class:`ConstantSparseMatmul`), itself differentiable: training on forces differentiates twice.
 
+On the CPU the same sum runs as one compiled contraction of ``a``, ``b`` and the weights
+(:meth:`PathSum.contract`, :mod:`.contraction`), without the outer products; the two agree to
+rounding (``tests/equivariant/test_contraction.py``).
+
 Examples
 --------
 >>> import torch
@@ -38,6 +42,8 @@ import warnings
 import torch
 from e3nn import o3
 from torch import nn
+
+from .contraction import TrilinearTable, trilinear
 
 
 class ConstantSparseMatmul(torch.autograd.Function):
@@ -112,6 +118,10 @@ class PathSum(nn.Module):
             self.register_buffer(f"{name}_values", values.to(dtype), persistent=False)
         self.register_buffer("row_path", torch.tensor(row_path, dtype=torch.long), persistent=False)
         self._sparse: dict = {}
+        # the same coefficients as entries (output component, c1, c2, path) of one contraction
+        row, col = K.nonzero(as_tuple=True)
+        row_out = S.argmax(0)  # output component of each row (path, M)
+        self.table = TrilinearTable(row_out[row], col // self.dim_2, col % self.dim_2, self.row_path[row], K[row, col], (self.dim_out, self.dim_1, self.dim_2, len(paths)))
 
     def __getstate__(self):
         # the CSR matrices are a cache of the buffers (and cannot be pickled or deep-copied)
@@ -138,3 +148,8 @@ class PathSum(nn.Module):
         z = ConstantSparseMatmul.apply(outer, K, KT)
         weighted = z.view(self.n_rows, -1, weight.shape[2]) * weight.index_select(0, self.row_path)
         return ConstantSparseMatmul.apply(weighted.view(self.n_rows, -1), S, ST)
+
+    def contract(self, a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """``(dim_out, R)``, as :meth:`forward`, from ``a (dim_1, R)``, ``b (dim_2, R)`` and the
+        path weights ``(n_paths, R)``, by the compiled contraction (CPU, float32 or float64)."""
+        return trilinear(self.table, a, b, weight)

@@ -31,6 +31,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
+from .contraction import use_compiled_contraction
 from .e3nn_state import E3nnStateOnLoad
 from .irreps import so3_irreps
 from .path_sum import PathSum
@@ -68,11 +69,25 @@ class _PathProduct(E3nnStateOnLoad):
         self.register_buffer("gather_1", _component_major(self.irreps_in1), persistent=False)
         self.register_buffer("order_out", torch.argsort(_component_major(self.irreps_out)), persistent=False)
 
+    def _path_weights(self, weight: torch.Tensor, n: int) -> torch.Tensor:
+        """Weights in e3nn's layout, ``(n, weight_numel)`` or, shared, ``(weight_numel,)``, as
+        ``(n_paths, 1 or n, mul)``."""
+        return weight.view(self.n_paths, 1, self.mul) if weight.dim() == 1 else weight.view(n, self.n_paths, self.mul).transpose(0, 1)
+
     def _sum(self, outer: torch.Tensor, weight: torch.Tensor, n: int) -> torch.Tensor:
-        """``(n, irreps_out.dim)`` from the outer products ``(dim_1 dim_2, n mul)`` and the
-        weights in e3nn's layout, ``(n, weight_numel)`` or, shared, ``(weight_numel,)``."""
-        w = weight.view(self.n_paths, 1, self.mul) if weight.dim() == 1 else weight.view(n, self.n_paths, self.mul).transpose(0, 1)
-        out = self.paths(outer, w)  # (components, n mul)
+        """``(n, irreps_out.dim)`` from the outer products ``(dim_1 dim_2, n mul)`` and the weights."""
+        return self._layout_out(self.paths(outer, self._path_weights(weight, n)), n)
+
+    def _contract(self, a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor, n: int) -> torch.Tensor:
+        """``(n, irreps_out.dim)`` from ``a (dim_1, n, mul)`` and ``b (dim_2, n, mul)`` (either may
+        be broadcast) by the compiled contraction, without the outer products."""
+        w = self._path_weights(weight, n).expand(self.n_paths, n, self.mul)
+        rows = n * self.mul
+        operands = [t.expand(-1, n, self.mul).reshape(t.shape[0], rows) for t in (a, b, w)]
+        return self._layout_out(self.paths.contract(*operands), n)
+
+    def _layout_out(self, out: torch.Tensor, n: int) -> torch.Tensor:
+        """``(components, n mul)`` -> ``(n, irreps_out.dim)`` in e3nn's layout."""
         return out.view(self.paths.dim_out, n, self.mul).transpose(0, 1).reshape(n, self.dim_out).index_select(1, self.order_out)
 
     def _components(self, x: torch.Tensor, gather: torch.Tensor) -> torch.Tensor:
@@ -113,6 +128,8 @@ class HarmonicTensorProduct(_PathProduct):
         ``(n, irreps_in2.dim)`` and weights ``(n, weight_numel)``."""
         n = x.shape[0]
         a = self._components(x, self.gather_1)  # (dim_1, n, mul)
+        if use_compiled_contraction(a):
+            return self._contract(a, sh.T[:, :, None], weight, n)
         outer = a[:, None] * sh.T.contiguous()[None, :, :, None]  # (dim_1, dim_2, n, mul): the harmonics have one channel
         return self._sum(outer.reshape(self.paths.dim_1 * self.paths.dim_2, self.mul * n), weight, n)
 
@@ -159,6 +176,8 @@ class ChannelwiseTensorProduct(_PathProduct):
         shared weights, per-row weights ``(n, weight_numel)``."""
         n = x1.shape[0]
         a, b = self._components(x1, self.gather_1), self._components(x2, self.gather_2)
+        if use_compiled_contraction(a):
+            return self._contract(a, b, self.weight if weight is None else weight, n)
         outer = a.view(self.paths.dim_1, 1, -1) * b.view(1, self.paths.dim_2, -1)  # (dim_1, dim_2, n mul)
         return self._sum(outer.reshape(self.paths.dim_1 * self.paths.dim_2, self.mul * n), self.weight if weight is None else weight, n)
 

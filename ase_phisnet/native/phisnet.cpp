@@ -27,6 +27,8 @@
 #include <new>
 #include <vector>
 
+#include "../equivariant/simd.h"
+
 namespace {
 
 // ----------------------------------------------------------------------------- the model
@@ -131,17 +133,8 @@ constexpr int MAX_HARMONICS = 81;  // components of the harmonics up to l = 8
 
 // With the channel count CT known at compile time, a row's channels are CT / lanes vectors of the
 // GCC/Clang vector extension (32 bytes: 4 doubles or 8 floats), which stay in registers; the
-// loops below are then over whole vectors. Other channel counts take the plain loops after them.
-template <typename T>
-struct Simd;
-template <>
-struct Simd<double> {
-    typedef double V __attribute__((vector_size(32), aligned(8), __may_alias__));
-};
-template <>
-struct Simd<float> {
-    typedef float V __attribute__((vector_size(32), aligned(4), __may_alias__));
-};
+// loops below are then over whole vectors (Simd<T>::V, ../equivariant/simd.h). Other channel counts
+// take the plain loops after them.
 
 template <typename T, int CT>
 constexpr bool vectorized() { return CT > 0 && (CT * sizeof(T)) % 32 == 0 && CT <= MAX_CHANNELS; }
