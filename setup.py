@@ -13,11 +13,12 @@ from setuptools import Extension, setup
 # -fassociative-math (with the flags it requires) lets the compiler vectorize the dot products;
 # NaN and infinity handling is kept (no -ffast-math). -march=native: the engine is built on the
 # machine that runs it.
+SIMD = ["ase_phisnet/equivariant/simd.h"]  # the vector type both kernels include
 FLAGS = ["-O3", "-march=native", "-std=c++17", "-fno-math-errno", "-fassociative-math", "-fno-signed-zeros", "-fno-trapping-math"]
 
 setup(
     ext_modules=[
-        Extension("ase_phisnet.native._phisnet", ["ase_phisnet/native/phisnet.cpp"], depends=["ase_phisnet/equivariant/simd.h"], language="c++", extra_compile_args=FLAGS, optional=True),
-        Extension("ase_phisnet.equivariant._contraction", ["ase_phisnet/equivariant/contraction.cpp"], depends=["ase_phisnet/equivariant/simd.h"], language="c++", extra_compile_args=FLAGS, optional=True),
+        Extension("ase_phisnet.native._phisnet", ["ase_phisnet/native/phisnet.cpp"], depends=SIMD, language="c++", extra_compile_args=FLAGS, optional=True),
+        Extension("ase_phisnet.equivariant._contraction", ["ase_phisnet/equivariant/contraction.cpp"], depends=SIMD, language="c++", extra_compile_args=FLAGS, optional=True),
     ]
 )

@@ -103,16 +103,22 @@ def predict_energies_forces(model, frames: list[dict], batch_size: int = 32, pro
     return np.asarray(energies), forces
 
 
-def mse_plus_mae(delta):
-    """``mean(delta^2) + mean(|delta|)``, the form of every loss term (tensor or array)."""
-    return (delta**2).mean() + abs(delta).mean()
+def mse_plus_mae(delta, count=None):
+    """``mean(delta^2) + mean(|delta|)``, the form of every loss term (tensor or array).
+
+    With ``count`` the sums are divided by it instead of by ``delta``'s size: one process's
+    share of a mean over the whole batch of several processes (:mod:`.distributed`)."""
+    if count is None:
+        return (delta**2).mean() + abs(delta).mean()
+    return ((delta**2).sum() + abs(delta).sum()) / count
 
 
-def energy_force_loss(energies, forces, ref_energies, ref_forces, weights: dict, occupied=None, ref_occupied=None) -> tuple[torch.Tensor, dict]:
+def energy_force_loss(energies, forces, ref_energies, ref_forces, weights: dict, occupied=None, ref_occupied=None, counts: dict | None = None) -> tuple[torch.Tensor, dict]:
     """``w_E (MSE + MAE)`` on energies (Hartree) plus ``w_F (MSE + MAE)`` on force components
     (Hartree/Bohr), plus ``w_eps (MSE + MAE)`` on occupied orbital energies (Hartree) when
     ``occupied`` and ``ref_occupied`` (lists of 1-D tensors) are given; the parts are reported
-    as MAEs."""
+    as MAEs. ``counts`` (``{"energy": molecules, "forces": components, "orbital_energies": ...}``
+    of the whole batch) makes each mean one over the batch of all processes."""
     dE = energies - ref_energies.to(energies.device)
     dF = torch.cat([(f - g.to(f.device)).reshape(-1) for f, g in zip(forces, ref_forces)])
     total = 0.0
@@ -124,7 +130,7 @@ def energy_force_loss(energies, forces, ref_energies, ref_forces, weights: dict,
         deltas["orbital_energies"] = deps
     for term, delta in deltas.items():
         if weights.get(term, 0):
-            total = total + float(weights[term]) * mse_plus_mae(delta)
+            total = total + float(weights[term]) * mse_plus_mae(delta, None if counts is None else counts[term])
     return total, parts
 
 

@@ -36,19 +36,22 @@ from ..model.io import save_model
 from ..units import HARTREE, HARTREE_PER_BOHR
 from .config import TrainConfig
 from .data import MatrixData, load_frames, pair_distance_range
+from .distributed import Processes
 from .energy_forces import EnergyForceTerms, element_counts, energy_force_loss, mse_plus_mae, offset_free
 
 HARTREE_TO_MICRO = 1e6
 
 
-def matrix_loss(pred: dict, targets: dict, mask: torch.Tensor, weights: dict) -> tuple[torch.Tensor, dict]:
-    """Sum over targets of weight * (MSE + MAE) over the valid (unpadded) matrix elements."""
+def matrix_loss(pred: dict, targets: dict, mask: torch.Tensor, weights: dict, count=None) -> tuple[torch.Tensor, dict]:
+    """Sum over targets of weight * (MSE + MAE) over the valid (unpadded) matrix elements.
+
+    ``count``: the valid elements of the whole batch when several processes share it
+    (:mod:`.distributed`); by default this batch's."""
     total, parts = 0.0, {}
     for name, w in weights.items():
         diff = (pred[name] - targets[name])[mask]
-        mse, mae = (diff**2).mean(), diff.abs().mean()
-        parts[f"{name}_mae"] = mae.detach()
-        total = total + float(w) * (mse + mae)
+        parts[f"{name}_mae"] = diff.abs().mean().detach()
+        total = total + float(w) * mse_plus_mae(diff, count)
     return total, parts
 
 
@@ -71,6 +74,7 @@ class Trainer:
         self.device = torch.device(config.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise InputError("device 'cuda' asked for, but torch sees no CUDA device; use --device cpu")
+        self.processes, self.device = Processes.from_environment(self.device)
         torch.manual_seed(config.seed)
 
         frames, self.dataset_meta = load_frames(config.dataset)
@@ -294,21 +298,24 @@ class Trainer:
     def fit(self) -> dict:
         """Train until ``max_steps`` (or ``max_minutes``); returns the last validation metrics."""
         cfg = self.config
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-        writer = _tensorboard(self.out)
+        main = self.processes.is_main
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        writer = _tensorboard(self.out) if main else None
         self._check_trainable()
+        self.processes.check_same_parameters(self.model)
         train = self.sets["train"]
         n_train = len(train)
         batch_size = min(cfg.batch_size, n_train)
         last = {}
         start_time, start_elapsed = time.time(), self.elapsed
-        bar = tqdm(total=cfg.max_steps, initial=self.step, desc=cfg.name, disable=not self.progress, dynamic_ncols=True)
+        bar = tqdm(total=cfg.max_steps, initial=self.step, desc=cfg.name, disable=not (self.progress and main), dynamic_ncols=True)
         running = None
         while self.step < cfg.max_steps:
             if self.cursor + batch_size > n_train:
                 self.order, self.cursor = torch.randperm(n_train, generator=self.generator), 0
-            idx = self.order[self.cursor : self.cursor + batch_size].tolist()
+            idx = self.processes.shard(self.order[self.cursor : self.cursor + batch_size].tolist())
             self.cursor += batch_size
             self.model.train()
             self._set_trainable()
@@ -316,31 +323,34 @@ class Trainer:
                 with_eps = "orbital_energies" in cfg.energy_force_weights
                 E, F, pred, *eps = self.ef(self.model, [train.numbers[i] for i in idx], [train.positions[i] for i in idx], return_orbital_energies=with_eps)
                 _, targets, mask = train.batch(idx, self.model)
-                loss, parts = matrix_loss(pred, targets, mask, cfg.matrix_weights)
+                counts = self._batch_counts(mask, idx)
+                loss, parts = matrix_loss(pred, targets, mask, cfg.matrix_weights, counts["matrices"])
                 ef_loss, _ = energy_force_loss(
                     E, F, train.energies[idx], [train.forces[i] for i in idx], cfg.energy_force_weights,
-                    eps[0] if with_eps else None, [train.occupied_eps[i] for i in idx] if with_eps else None,
+                    eps[0] if with_eps else None, [train.occupied_eps[i] for i in idx] if with_eps else None, counts,
                 )
                 loss = loss + ef_loss
             else:
                 graph, targets, mask = train.batch(idx, self.model)
-                loss, parts = matrix_loss(self.model(graph), targets, mask, cfg.matrix_weights)
-            if not torch.isfinite(loss):
+                loss, parts = matrix_loss(self.model(graph), targets, mask, cfg.matrix_weights, self._batch_counts(mask, idx)["matrices"])
+            batch_loss = float(self.processes.sum(loss.detach().clone()))  # the loss of the whole batch
+            if not math.isfinite(batch_loss):
                 raise TrainingDiverged(
-                    f"loss is {float(loss.detach())} at step {self.step + 1}; stopped. The last good checkpoint "
+                    f"loss is {batch_loss} at step {self.step + 1}; stopped. The last good checkpoint "
                     f"({self.out / 'checkpoint.safetensors'}) is intact: resume with a lower learning rate"
                 )
             self._warm_up()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            self.processes.sum_gradients(self.model.parameters())
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optimizer.clip_grad)
             self.optimizer.step()
             self.step += 1
             self._ema_update()
-            running = float(loss.detach()) if running is None else 0.98 * running + 0.02 * float(loss.detach())
+            running = batch_loss if running is None else 0.98 * running + 0.02 * batch_loss
             bar.update(1)
             self.elapsed = start_elapsed + time.time() - start_time
-            out_of_time = cfg.max_minutes is not None and self.elapsed > 60 * cfg.max_minutes
+            out_of_time = self.processes.any(cfg.max_minutes is not None and self.elapsed > 60 * cfg.max_minutes, self.device)
             if self.step % cfg.val_every == 0 or self.step == cfg.max_steps or out_of_time:
                 last = self.validate()
                 if not math.isfinite(last["val_loss"]):
@@ -353,15 +363,18 @@ class Trainer:
                 self.scheduler.step(last["val_loss"])
                 lr = self.optimizer.param_groups[0]["lr"]
                 row = {"step": self.step, "elapsed_s": round(self.elapsed, 1), "lr": lr, "train_loss": running, **last}
-                _append_csv(self.out / "metrics.csv", row)
+                if main:
+                    _append_csv(self.out / "metrics.csv", row)
                 if writer:
                     for k, v in row.items():
                         if k != "step":
                             writer.add_scalar(k, v, self.step)
                 if last["val_loss"] < self.best_val:
                     self.best_val = last["val_loss"]
-                    self.export(self.out / "best", last)
-                self._save_checkpoint()
+                    if main:
+                        self.export(self.out / "best", last)
+                if main:
+                    self._save_checkpoint()
                 key = next(k for k in last if k.endswith("_uEh"))
                 shown = {key.replace("val_", "").replace("_uEh", ""): f"{last[key]:.1f}µEh"}
                 if "val_energy_mae_meV" in last:
@@ -373,6 +386,15 @@ class Trainer:
         if writer:
             writer.close()
         return last
+
+    def _batch_counts(self, mask: torch.Tensor, idx: list[int]) -> dict:
+        """What each loss term averages over, in the whole batch of every process: valid matrix
+        elements, molecules, force components and occupied orbital energies."""
+        train = self.sets["train"]
+        n_occupied = sum((int(train.numbers[i].sum()) - train.charge) // 2 for i in idx)  # closed shell
+        local = [float(mask.sum()), float(len(idx)), float(sum(3 * len(train.numbers[i]) for i in idx)), float(n_occupied)]
+        total = self.processes.sum(torch.tensor(local, dtype=torch.float64, device=self.device)).tolist()
+        return dict(zip(("matrices", "energy", "forces", "orbital_energies"), total))
 
     def training_range(self) -> dict:
         """Shortest/longest distance (Å) per element pair in the training frames."""
