@@ -20,6 +20,7 @@ and ``--repeats`` times (the fastest is kept).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -75,15 +76,14 @@ def seconds_per_step(preset: str, loss: str, device: str, batch: int, steps: int
 
 def one_row(args) -> None:
     """``--one``: print the seconds per step of one (preset, loss) in this process."""
-    preset, loss, compiled = args.one
-    if compiled == "reference":
+    preset, loss, products = args.one
+    products_used = contextlib.nullcontext()
+    if products == "reference":
         from ase_phisnet.equivariant.contraction import compiled_contraction
 
-        with compiled_contraction(False):
-            s = seconds_per_step(preset, loss, args.device, args.batch, args.steps, args.warmup, args.dataset, args.features or None)
-    else:
-        s = seconds_per_step(preset, loss, args.device, args.batch, args.steps, args.warmup, args.dataset, args.features or None)
-    print(s)
+        products_used = compiled_contraction(False)
+    with products_used:
+        print(seconds_per_step(preset, loss, args.device, args.batch, args.steps, args.warmup, args.dataset, args.features or None))
 
 
 def measure(root: Path, preset: str, loss: str, products: str, args) -> float:

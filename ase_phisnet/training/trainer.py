@@ -389,12 +389,16 @@ class Trainer:
 
     def _batch_counts(self, mask: torch.Tensor, idx: list[int]) -> dict:
         """What each loss term averages over, in the whole batch of every process: valid matrix
-        elements, molecules, force components and occupied orbital energies."""
+        elements, molecules, force components and occupied orbital energies. With one process
+        every count is ``None``: the terms are plain means over this batch."""
+        keys = ("matrices", "energy", "forces", "orbital_energies")
+        if self.processes.world == 1:
+            return dict.fromkeys(keys)
         train = self.sets["train"]
         n_occupied = sum((int(train.numbers[i].sum()) - train.charge) // 2 for i in idx)  # closed shell
         local = [float(mask.sum()), float(len(idx)), float(sum(3 * len(train.numbers[i]) for i in idx)), float(n_occupied)]
         total = self.processes.sum(torch.tensor(local, dtype=torch.float64, device=self.device)).tolist()
-        return dict(zip(("matrices", "energy", "forces", "orbital_energies"), total))
+        return dict(zip(keys, total))
 
     def training_range(self) -> dict:
         """Shortest/longest distance (Å) per element pair in the training frames."""
