@@ -3,21 +3,24 @@
 Energies in eV, forces in eV/Å, dipole in e·Å (ASE's units). The AO matrices under
 ``results`` are in PySCF's AO order and atomic units, so they drop straight into PySCF:
 
-==================== ======================================================= =========
-key                  what                                                    unit
-==================== ======================================================= =========
-``hamiltonian``      predicted Fock/KS matrix F~                             Hartree
-``overlap``          S (exact from PySCF integrals, or predicted)            --
-``density_matrix``   closed-shell P = 2 C_occ C_occ^T                        --
-``mo_coeff``         C, columns S-orthonormal                                --
-``mo_energy``        orbital energies                                        Hartree
-``homo_lumo_gap``    eps_LUMO - eps_HOMO                                     eV
-==================== ======================================================= =========
+======================== ======================================================= =========
+key                      what                                                    unit
+======================== ======================================================= =========
+``hamiltonian``          predicted Fock/KS matrix F~                             Hartree
+``overlap``              S (exact from PySCF integrals, or predicted)            --
+``density_matrix``       closed-shell P = 2 C_occ C_occ^T                        --
+``mo_coeff``             C, columns S-orthonormal                                --
+``mo_energy``            orbital energies                                        Hartree
+``homo_lumo_gap``        eps_LUMO - eps_HOMO                                     eV
+``hamiltonian_energy``   the energy without a learned energy correction          eV
+======================== ======================================================= =========
 
 Everything comes from one electronic-state step (:func:`ase_phisnet.electronic.electronic_state`).
 The energy, E = E_nn + 1/2 tr[P (F~ + H~core)], needs a model with an H~core head trained
 through energies; a model trained on F~ alone gives orbitals, density, dipole and charges, and
-says so when asked for an energy.
+says so when asked for an energy. A model with a learned energy correction
+(:mod:`ase_phisnet.model.readout`) adds it to ``energy`` and the forces; ``hamiltonian_energy``
+is what the predicted Hamiltonian alone gives (equal to ``energy`` without a correction).
 
 Examples
 --------
@@ -328,6 +331,7 @@ class PhiSNetCalculator(Calculator):
             results["forces"] = -grad.detach().cpu().double().numpy() * HARTREE / BOHR
         if wants_energy:
             results["energy"] = results["free_energy"] = float(state.energy.detach()) * HARTREE
+            results["hamiltonian_energy"] = float(state.hamiltonian_energy.detach()) * HARTREE
         F, S, P, eps, C = (x.detach().cpu().double().numpy() for x in (state.fock, state.overlap, state.density_matrix, state.mo_energy, state.mo_coeff))
         return dict(results, hamiltonian=F, overlap=S, density_matrix=P, mo_coeff=C, mo_energy=eps, homo_lumo_gap=state.homo_lumo_gap * HARTREE)
 
@@ -341,7 +345,7 @@ class PhiSNetCalculator(Calculator):
         for each, and one backward call into the engine for the forces of all. No torch autograd."""
         model, network, basis = self.model, self.network, self.model.basis
         graph = self._native_graph(numbers_list, positions_list, distances_list)
-        outputs = dict(zip(network.head_names, network.forward_arrays(graph, np.concatenate(positions_list))))
+        outputs = dict(zip(network.output_names, network.forward_arrays(graph, np.concatenate(positions_list))))
         core_baseline = model.config.core_baseline and "hcore" in outputs
         results, explicit_gradients, bars = [], [], {h: np.zeros_like(m) for h, m in outputs.items()}
         for b, (numbers, R) in enumerate(zip(numbers_list, positions_list)):
@@ -356,15 +360,19 @@ class PhiSNetCalculator(Calculator):
             )  # fmt: skip
             explicit_gradients.append(step.dE_dR)  # through E_nn, S(R), h(R): the network's part comes below
             if "hcore" in outputs:
-                result["energy"] = result["free_energy"] = step.energy * HARTREE
+                result["hamiltonian_energy"] = step.energy * HARTREE
+                correction = float(outputs["energy_correction"][b]) if "energy_correction" in outputs else 0.0
+                result["energy"] = result["free_energy"] = (step.energy + correction) * HARTREE
             p = basis.perm_to_irreps(numbers)
             to_irreps = np.ix_(p, p)
             bars["fock"][b, :n, :n] = step.dE_dF[to_irreps]
             if "hcore" in bars:
                 bars["hcore"][b, :n, :n] = step.dE_dH[to_irreps]
+            if "energy_correction" in bars:
+                bars["energy_correction"][b] = 1.0
             results.append(result)
         if wants_forces:
-            grad = network.backward_arrays([bars[h] for h in network.head_names], sum(len(z) for z in numbers_list))
+            grad = network.backward_arrays([bars[h] for h in network.output_names], sum(len(z) for z in numbers_list))
             start = 0
             for numbers, result, explicit in zip(numbers_list, results, explicit_gradients):
                 result["forces"] = -(explicit + grad[start : start + len(numbers)]) * HARTREE / BOHR

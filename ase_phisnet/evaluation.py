@@ -6,6 +6,10 @@
 * ``psi``: mean over occupied orbitals of the absolute cosine similarity between predicted and
   reference MO coefficient vectors (%), same eigenproblems.
 
+Beside them, what the field's tables leave out: the errors of the lowest ``N_VIRTUAL`` virtual
+orbital energies (LUMO upwards, µEh) and of the HOMO-LUMO gap (meV), and the dipole moment of the
+predicted density against that of the reference density (Debye, per Cartesian component).
+
 Examples
 --------
 >>> import numpy as np
@@ -29,6 +33,8 @@ from .training.energy_forces import predict_energies_forces
 from .units import BOHR, HARTREE, HARTREE_PER_BOHR
 
 MICRO = 1e6
+#: Virtual orbitals (from the LUMO up) whose energies the evaluation scores.
+N_VIRTUAL = 4
 
 #: Published water rows (MD17 geometries; see DESIGN.md). None: not given there.
 PUBLISHED_WATER = {
@@ -37,19 +43,30 @@ PUBLISHED_WATER = {
 }
 
 
-def orbital_metrics(F_pred: np.ndarray, F_ref: np.ndarray, S: np.ndarray, n_occ: int) -> dict:
+def orbital_metrics(F_pred: np.ndarray, F_ref: np.ndarray, S: np.ndarray, n_occ: int, n_virtual: int = N_VIRTUAL) -> dict:
     """Per-orbital errors of one molecule.
 
     Returns
     -------
     dict
-        ``eps_abs_err`` (n_occ,) Hartree and ``psi_cos`` (n_occ,) absolute cosine similarities.
+        ``eps_abs_err`` (n_occ,) Hartree, ``psi_cos`` (n_occ,) absolute cosine similarities,
+        ``eps_virtual_abs_err`` (up to ``n_virtual``,) Hartree for the orbitals from the LUMO up,
+        ``gap_abs_err`` Hartree, and the closed-shell density matrices ``P_pred``, ``P_ref``.
     """
     eps_p, C_p = scipy.linalg.eigh(F_pred, S)
     eps_r, C_r = scipy.linalg.eigh(F_ref, S)
     Cp, Cr = C_p[:, :n_occ], C_r[:, :n_occ]
     cos = np.abs(np.sum(Cp * Cr, axis=0)) / (np.linalg.norm(Cp, axis=0) * np.linalg.norm(Cr, axis=0))
-    return {"eps_abs_err": np.abs(eps_p[:n_occ] - eps_r[:n_occ]), "psi_cos": cos}
+    virtual = slice(n_occ, n_occ + n_virtual)
+    gap_p, gap_r = eps_p[n_occ] - eps_p[n_occ - 1], eps_r[n_occ] - eps_r[n_occ - 1]
+    return {
+        "eps_abs_err": np.abs(eps_p[:n_occ] - eps_r[:n_occ]),
+        "psi_cos": cos,
+        "eps_virtual_abs_err": np.abs(eps_p[virtual] - eps_r[virtual]),
+        "gap_abs_err": float(abs(gap_p - gap_r)),
+        "P_pred": 2.0 * Cp @ Cp.T,
+        "P_ref": 2.0 * Cr @ Cr.T,
+    }
 
 
 def reference_charge(model) -> int:
@@ -61,10 +78,16 @@ def evaluate(model, frames: list[dict], batch_size: int = 64, progress: bool = T
     """H, eps and psi metrics of a model on frames (dicts with numbers, positions Å, fock, overlap).
 
     Closed shell, at the charge the model was trained on (:func:`reference_charge`). Returns the
-    aggregate metrics (µEh, %) and the per-frame H MAE (µEh).
+    aggregate metrics (µEh, %), the virtual-orbital, gap and dipole errors (µEh, meV, Debye) and
+    the per-frame H MAE (µEh).
     """
+    from .electronic.properties import dipole_moment
+    from .molecule import build_mol
+    from .units import DEBYE
+
     charge = reference_charge(model)
     abs_sum, count, eps_err, cos_all, per_frame = 0.0, 0, [], [], []
+    virtual_err, gap_err, dipole_err = [], [], []
     bar = tqdm(total=len(frames), desc="evaluate", disable=not progress, unit="frame")
     for start in range(0, len(frames), batch_size):
         chunk = frames[start : start + batch_size]
@@ -83,6 +106,10 @@ def evaluate(model, frames: list[dict], batch_size: int = 64, progress: bool = T
             m = orbital_metrics(F_pred, F_ref, np.asarray(f["overlap"]), check_charge_multiplicity(z, charge, 1) // 2)
             eps_err.append(m["eps_abs_err"])
             cos_all.append(m["psi_cos"])
+            virtual_err.append(m["eps_virtual_abs_err"])
+            gap_err.append(m["gap_abs_err"])
+            mol = build_mol(z, f["positions"], basis=model.config.basis, charge=charge)
+            dipole_err.append(np.abs(dipole_moment(mol, m["P_pred"]) - dipole_moment(mol, m["P_ref"])) * BOHR / DEBYE)
         bar.update(len(chunk))
     bar.close()
     return {
@@ -90,6 +117,9 @@ def evaluate(model, frames: list[dict], batch_size: int = 64, progress: bool = T
         "h_mae_uEh": abs_sum / count * MICRO,
         "eps_mae_uEh": float(np.concatenate(eps_err).mean() * MICRO),
         "psi_percent": float(np.concatenate(cos_all).mean() * 100),
+        "eps_virtual_mae_uEh": float(np.concatenate(virtual_err).mean() * MICRO),
+        "gap_mae_meV": float(np.mean(gap_err) * HARTREE * 1e3),
+        "dipole_mae_D": float(np.concatenate(dipole_err).mean()),
         "per_frame_h_mae_uEh": per_frame,
     }
 
@@ -99,15 +129,24 @@ def energy_force_metrics(model, frames: list[dict], batch_size: int = 32, progre
     reference energies and forces (:func:`predict_energies_forces`).
 
     Energies are compared as total energies (no shift); forces over all Cartesian components.
+    A model with a learned energy correction (:mod:`ase_phisnet.model.readout`) also gets the
+    errors of its Hamiltonian-only energies and forces (``hamiltonian_energy_mae_meV``, ...).
     """
-    E, F = predict_energies_forces(model, frames, batch_size, progress)
+    result = _energy_force_errors(model, frames, batch_size, progress, hamiltonian_only=False, prefix="")
+    if model.config.energy_correction:
+        result.update(_energy_force_errors(model, frames, batch_size, progress, hamiltonian_only=True, prefix="hamiltonian_"))
+    return result
+
+
+def _energy_force_errors(model, frames, batch_size, progress, hamiltonian_only: bool, prefix: str) -> dict:
+    E, F = predict_energies_forces(model, frames, batch_size, progress, hamiltonian_only=hamiltonian_only)
     e_err = E - np.array([f["energy"] for f in frames])
     f_err = np.concatenate([(g - np.asarray(f["forces"])).ravel() for g, f in zip(F, frames)])
     return {
-        "energy_mae_meV": float(np.abs(e_err).mean() * HARTREE * 1e3),
-        "forces_mae_meV_per_A": float(np.abs(f_err).mean() * HARTREE_PER_BOHR * 1e3),
-        "energy_max_abs_meV": float(np.abs(e_err).max() * HARTREE * 1e3),
-        "energy_mean_error_meV": float(e_err.mean() * HARTREE * 1e3),
+        f"{prefix}energy_mae_meV": float(np.abs(e_err).mean() * HARTREE * 1e3),
+        f"{prefix}forces_mae_meV_per_A": float(np.abs(f_err).mean() * HARTREE_PER_BOHR * 1e3),
+        f"{prefix}energy_max_abs_meV": float(np.abs(e_err).max() * HARTREE * 1e3),
+        f"{prefix}energy_mean_error_meV": float(e_err.mean() * HARTREE * 1e3),
     }
 
 
@@ -131,6 +170,13 @@ def markdown_table(result: dict, label: str, split: str, published: dict | None 
             "set sampled by GFN2-xTB MD at 500 K, whose geometries spread more widely, so the numbers "
             "are not directly comparable."
         )
+    if "eps_virtual_mae_uEh" in result:
+        lines += [
+            "",
+            f"| model | split (frames) | virtual eps MAE, LUMO..LUMO+{N_VIRTUAL - 1} (µEh) | HOMO-LUMO gap MAE (meV) | dipole MAE (D, per component) |",
+            "|---|---|---|---|---|",
+            f"| {label} (ours) | {split} ({result['n_frames']}) | {result['eps_virtual_mae_uEh']:.2f} | {result['gap_mae_meV']:.3f} | {result['dipole_mae_D']:.5f} |",
+        ]
     if "energy_mae_meV" in result:
         lines += [
             "",
@@ -138,6 +184,11 @@ def markdown_table(result: dict, label: str, split: str, published: dict | None 
             "|---|---|---|---|",
             f"| {label} (ours) | {split} ({result['n_frames']}) | {result['energy_mae_meV']:.2f} | {result['forces_mae_meV_per_A']:.2f} |",
         ]
+        if "hamiltonian_energy_mae_meV" in result:
+            lines.append(
+                f"| {label}, Hamiltonian only (no learned correction) | {split} ({result['n_frames']}) | "
+                f"{result['hamiltonian_energy_mae_meV']:.2f} | {result['hamiltonian_forces_mae_meV_per_A']:.2f} |"
+            )
     return "\n".join(lines) + "\n"
 
 

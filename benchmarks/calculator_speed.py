@@ -281,7 +281,7 @@ def _native_parts(calc, frame: Atoms, device: str = "cpu") -> tuple[dict, np.nda
     with t["graph"]:
         graph = calc._native_graph([numbers], [R], [distances])
     with t["forward"]:
-        outputs = dict(zip(network.head_names, network.forward_arrays(graph, np.concatenate([R]))))
+        outputs = dict(zip(network.output_names, network.forward_arrays(graph, np.concatenate([R]))))
         n, to_pyscf = basis.n_ao(numbers), basis.perm_to_pyscf(numbers)
         F, H_head = (outputs[h][0][np.ix_(to_pyscf, to_pyscf)].astype(np.float64) for h in ("fock", "hcore"))
     with Timer(device) as integrals_forward:
@@ -298,7 +298,7 @@ def _native_parts(calc, frame: Atoms, device: str = "cpu") -> tuple[dict, np.nda
         to_irreps = np.ix_(basis.perm_to_irreps(numbers), basis.perm_to_irreps(numbers))
         bars["fock"][0, :n, :n] = state.dE_dF[to_irreps]
         bars["hcore"][0, :n, :n] = state.dE_dH[to_irreps]
-        grad = dE_dR + network.backward_arrays([bars[h] for h in network.head_names], len(numbers))
+        grad = dE_dR + network.backward_arrays([bars[h] for h in network.output_names], len(numbers))
     with t["properties"]:
         integrals.mol.set_geom_(R, unit="Bohr", symmetry=False)
         dipole_moment(integrals.mol, state.density_matrix)

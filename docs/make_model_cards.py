@@ -102,7 +102,8 @@ def architecture_lines(config: dict) -> list[str]:
             f"- Architecture: PhiSNet, preset `{m.get('preset')}`, {m.get('features')} features, "
             f"{m.get('num_interactions')} interaction modules, {m.get('num_radial')} radial functions, "
             f"cutoff {m.get('cutoff')} Bohr, lmax {m.get('lmax') if m.get('lmax') is not None else '2 x the basis l (4)'}",
-            f"- Heads: {', '.join(m.get('heads', []))}{core}",
+            f"- Heads: {', '.join(m.get('heads', []))}{core}"
+            + ("; a learned energy correction read from the invariant atom features (the Hamiltonian-only energy reported beside it)" if m.get("energy_correction") else ""),
             f"- Elements: {', '.join(str(z) for z in m.get('elements', []))}; basis {m.get('basis')}",
         ]
         if m.get("atomic_energies"):

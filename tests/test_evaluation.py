@@ -47,6 +47,23 @@ def test_metrics_of_the_reference_and_of_a_perturbation(water_frames):
     assert noisy["psi_cos"].min() < 0.9999
 
 
+def test_virtual_orbital_gap_and_dipole_errors(water_frames):
+    """Zero for the reference itself; a shift c S moves every virtual orbital by c and neither the
+    gap nor the density; the reference density's dipole is the stored one (Debye)."""
+    from ase_phisnet.electronic.properties import dipole_moment
+    from ase_phisnet.molecule import build_mol
+    from ase_phisnet.units import BOHR, DEBYE
+
+    f = water_frames[4]
+    exact = orbital_metrics(f["fock"], f["fock"], f["overlap"], n_occ=5)
+    assert exact["eps_virtual_abs_err"].shape == (4,) and exact["eps_virtual_abs_err"].max() < 1e-12 and exact["gap_abs_err"] < 1e-12
+    shifted = orbital_metrics(f["fock"] + 2e-4 * f["overlap"], f["fock"], f["overlap"], n_occ=5)
+    assert np.allclose(shifted["eps_virtual_abs_err"], 2e-4, atol=1e-11) and shifted["gap_abs_err"] < 1e-11
+    assert np.abs(shifted["P_pred"] - exact["P_ref"]).max() < 1e-9
+    mu = dipole_moment(build_mol(f["numbers"], f["positions"]), exact["P_ref"]) * BOHR / DEBYE
+    assert np.abs(mu - f["dipole"]).max() < 1e-5 and np.abs(f["dipole"]).max() > 0.1
+
+
 def test_evaluate_and_cli_on_recorded_split(water_frames, tmp_path):
     torch.manual_seed(0)
     model = build_model(PhiSNetConfig.from_preset("small", elements=[1, 8], features=4), torch.float64)

@@ -18,7 +18,7 @@ from ase import Atoms
 from ase_phisnet import PhiSNetCalculator
 from ase_phisnet.model import PhiSNetConfig, build_model
 from ase_phisnet.native import NativePhiSNet, native_available
-from ase_phisnet.units import BOHR
+from ase_phisnet.units import BOHR, HARTREE
 
 WATER = [[0.0, 0.0, 0.12], [0.0, 0.76, -0.47], [0.0, -0.76, -0.47]]
 # formaldimine-like H2C=NH plus a water, far enough apart to be two molecules' worth of pairs
@@ -26,17 +26,19 @@ CHNO = [6, 7, 1, 1, 1, 8, 1, 1]
 CHNO_POS = [[0.0, 0.0, 0.0], [1.27, 0.0, 0.0], [-0.55, 0.93, 0.0], [-0.55, -0.93, 0.0], [1.8, 0.87, 0.1], [0.3, 3.0, 0.2], [1.1, 3.5, 0.1], [-0.4, 3.6, -0.2]]
 
 
-def random_model(elements, dtype=torch.float64):
+def random_model(elements, dtype=torch.float64, energy_correction=False):
     """A model with every weight, reference block and radial decay away from its initial value
-    (built once per elements and dtype: building takes seconds; each caller gets its own copy)."""
-    return copy.deepcopy(_random_model(tuple(elements), dtype))
+    (built once per elements and dtype: building takes seconds; each caller gets its own copy);
+    with ``energy_correction``, a learned energy readout whose weights are random too."""
+    return copy.deepcopy(_random_model(tuple(elements), dtype, energy_correction))
 
 
 @functools.lru_cache(maxsize=None)
-def _random_model(elements, dtype, seed=0, features=8):
+def _random_model(elements, dtype, energy_correction, seed=0, features=8):
     elements = list(elements)
     torch.manual_seed(seed)
-    model = build_model(PhiSNetConfig.from_preset("small", elements=elements, features=features, heads=["fock", "hcore"], core_baseline=True), dtype=dtype)
+    config = PhiSNetConfig.from_preset("small", elements=elements, features=features, heads=["fock", "hcore"], core_baseline=True, energy_correction=energy_correction)
+    model = build_model(config, dtype=dtype)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.2 * torch.randn_like(p))
@@ -57,9 +59,9 @@ def test_native_engine_is_built():
     assert native_available(), "the native engine is not built: `pip install -e .` compiles ase_phisnet/native/phisnet.cpp (needs g++)"
 
 
-@pytest.mark.parametrize("elements", [[1, 8], [1, 6, 7, 8]])
-def test_matrices_and_positions_gradient_equal_the_torch_model(elements):
-    model = random_model(elements)
+@pytest.mark.parametrize("elements,energy_correction", [([1, 8], False), ([1, 6, 7, 8], False), ([1, 6, 7, 8], True)])
+def test_matrices_and_positions_gradient_equal_the_torch_model(elements, energy_correction):
+    model = random_model(elements, energy_correction=energy_correction)
     if elements == [1, 8]:
         molecules = [([8, 1, 1], WATER), ([1, 8, 1, 8, 1, 1], WATER + [[2.5, 0.3, 0.2], [3.1, 0.9, -0.3], [2.9, -0.6, 0.1]])]
     else:
@@ -75,11 +77,15 @@ def test_matrices_and_positions_gradient_equal_the_torch_model(elements):
     native = NativePhiSNet(model)
     out, grad = matrices_and_gradient(native, graph, cotangents)
     assert native.calls == 1
+    assert set(out) == set(ref) == {"fock", "hcore", *(["energy_correction"] if energy_correction else [])}
     for k in ref:
         assert out[k].shape == ref[k].shape and out[k].dtype == torch.float64
         assert torch.allclose(out[k], ref[k], rtol=0, atol=1e-12 * float(ref[k].abs().max())), k
-        n_second = model.basis.n_ao(numbers[1])  # padding of the smaller molecule stays exactly zero
-        assert torch.all(out[k][1, n_second:, :] == 0) and torch.all(out[k][1, :, n_second:] == 0)
+        if k != "energy_correction":  # padding of the smaller molecule stays exactly zero
+            n_second = model.basis.n_ao(numbers[1])
+            assert torch.all(out[k][1, n_second:, :] == 0) and torch.all(out[k][1, :, n_second:] == 0)
+    if energy_correction:  # a real share of the gradient comes through the readout
+        assert float(ref["energy_correction"].abs().min()) > 1e-5
     assert torch.allclose(grad, ref_grad, rtol=0, atol=1e-12 * float(ref_grad.abs().max()))
     # a negative control: a changed weight changes the numbers, and the engine follows it
     with torch.no_grad():
@@ -206,3 +212,38 @@ def test_without_the_engine_the_calculator_runs_on_torch_with_one_warning(monkey
     assert np.isfinite(atoms.get_potential_energy())
     with pytest.raises(InputError, match="engine='native': the native engine is not built"):
         PhiSNetCalculator(water_model, engine="native")
+
+
+def test_energy_correction_enters_energy_and_forces_alike_on_both_engines():
+    """A model with a learned energy correction: the engine and the torch model give the same
+    energy, forces and Hamiltonian-only energy; the forces are minus the gradient of the total
+    (central differences), and the correction is what separates the two energies."""
+    model = random_model([1, 8], energy_correction=True)
+    native, plain = PhiSNetCalculator(model, engine="native"), PhiSNetCalculator(model, engine="torch")
+    assert isinstance(native.network, NativePhiSNet)
+    pos = frames()[0]
+    results = []
+    for calc in (native, plain):
+        atoms = Atoms("OH2", positions=pos)
+        atoms.calc = calc
+        atoms.get_forces()
+        results.append(dict(calc.results))
+    a, b = results
+    for key in ("energy", "hamiltonian_energy", "forces"):
+        scale = max(np.abs(b[key]).max(), 1.0)
+        assert np.abs(np.asarray(a[key]) - b[key]).max() <= 1e-10 * scale, key
+    graph = model.graph([[8, 1, 1]], [torch.tensor(pos / BOHR)])
+    with torch.no_grad():
+        correction = float(model(graph)["energy_correction"][0]) * HARTREE
+    assert abs(correction) > 1e-4
+    assert abs(a["energy"] - a["hamiltonian_energy"] - correction) < 1e-8
+    h, atoms = 1e-4, Atoms("OH2", positions=pos)
+    atoms.calc = native
+    for atom, axis in ((0, 2), (1, 1)):
+        shifted = []
+        for sign in (1, -1):
+            moved = atoms.copy()
+            moved.positions[atom, axis] += sign * h
+            moved.calc = native
+            shifted.append(moved.get_potential_energy())
+        assert abs(-(shifted[0] - shifted[1]) / (2 * h) - a["forces"][atom, axis]) < 1e-5 * max(1.0, abs(a["forces"][atom, axis]))

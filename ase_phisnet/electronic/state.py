@@ -159,7 +159,11 @@ class ElectronicState:
     hcore : (nao, nao) tensor or None
         H~core as the energy uses it (the exact T + V_nuc included for a ``core_baseline`` model).
     energy : 0-d tensor or None
-        E = E_nn + 1/2 tr[P (F~ + H~core)] + the model's atomic energies.
+        E = E_nn + 1/2 tr[P (F~ + H~core)] + the model's atomic energies, plus the learned
+        energy correction of a model that has one (:mod:`ase_phisnet.model.readout`).
+    hamiltonian_energy : 0-d tensor or None
+        The same energy without the learned correction (equal to ``energy`` for a model
+        without one): what the predicted Hamiltonian alone gives.
     """
 
     fock: torch.Tensor
@@ -170,6 +174,7 @@ class ElectronicState:
     n_occ: int
     hcore: torch.Tensor | None = None
     energy: torch.Tensor | None = None
+    hamiltonian_energy: torch.Tensor | None = None
 
     @property
     def homo_lumo_gap(self) -> float:
@@ -185,6 +190,7 @@ def electronic_state(
     overlap: str = "exact",
     energy: bool = True,
     atomic_energy: float = 0.0,
+    energy_correction: torch.Tensor | None = None,
 ) -> ElectronicState:
     """The electronic state of one molecule from the model's matrices.
 
@@ -205,6 +211,8 @@ def electronic_state(
         Compute E (needs ``matrices["hcore"]``).
     atomic_energy : float
         The model's per-element constants summed over the atoms (Hartree).
+    energy_correction : 0-d tensor, optional
+        The model's learned energy term of this molecule (Hartree), added to E.
     """
     if overlap not in ("exact", "predicted"):
         raise ValueError(f"overlap must be 'exact' or 'predicted', got {overlap!r}")
@@ -216,7 +224,8 @@ def electronic_state(
         H = matrices["hcore"] + integrals.core(positions_bohr) if core_baseline else matrices["hcore"]
         numbers = torch.as_tensor(integrals.numbers, device=positions_bohr.device)
         state.hcore = H
-        state.energy = nuclear_repulsion(numbers, positions_bohr) + 0.5 * (P * (F + H)).sum((-1, -2)) + atomic_energy
+        state.hamiltonian_energy = nuclear_repulsion(numbers, positions_bohr) + 0.5 * (P * (F + H)).sum((-1, -2)) + atomic_energy
+        state.energy = state.hamiltonian_energy if energy_correction is None else state.hamiltonian_energy + energy_correction.to(P.dtype)
     return state
 
 
@@ -269,11 +278,14 @@ def electronic_states(
             matrices = {h: m.to(dtype) for h, m in matrices.items()}
             R = R.to(dtype)
         atomic = model.atomic_energy(numbers) if energy else 0.0
-        states.append(electronic_state(matrices, R, cache(numbers), model.config.core_baseline, overlap, energy, atomic))
+        correction = outputs["energy_correction"][b] if energy and "energy_correction" in outputs else None
+        states.append(electronic_state(matrices, R, cache(numbers), model.config.core_baseline, overlap, energy, atomic, correction))
     return states, outputs
 
 
-def energies_and_forces(model, numbers_list, positions_list, cache: IntegralCache, create_graph: bool = False, dtype: torch.dtype = torch.float64):
+def energies_and_forces(
+    model, numbers_list, positions_list, cache: IntegralCache, create_graph: bool = False, dtype: torch.dtype = torch.float64, hamiltonian_only: bool = False
+):
     """Energies (Hartree) and forces (Hartree/Bohr) of a batch, from one model evaluation.
 
     Parameters
@@ -288,6 +300,9 @@ def energies_and_forces(model, numbers_list, positions_list, cache: IntegralCach
         Keep the graph of the forces, for a loss on them.
     dtype : torch.dtype
         Dtype of the electronic step (float64 keeps µEh resolution of a ~76 Eh energy).
+    hamiltonian_only : bool
+        Energies and forces without the model's learned energy correction (the same as the
+        default for a model without one).
 
     Returns
     -------
@@ -298,6 +313,6 @@ def energies_and_forces(model, numbers_list, positions_list, cache: IntegralCach
     param = next(model.parameters())
     R = [torch.as_tensor(p, dtype=param.dtype, device=param.device).detach().requires_grad_(True) for p in positions_list]
     states, outputs = electronic_states(model, numbers_list, R, cache, energy=True, dtype=dtype)
-    energies = torch.stack([s.energy for s in states])
+    energies = torch.stack([s.hamiltonian_energy if hamiltonian_only else s.energy for s in states])
     grads = torch.autograd.grad(energies.sum(), R, create_graph=create_graph)
     return energies, [-g.double() for g in grads], states, outputs

@@ -60,6 +60,10 @@ class PhiSNetConfig:
         Per-element constants (Hartree) added to the energy expression, ``E + sum_A e_{Z_A}``
         (MACE's E0s): fitted after training to the mean energy residual of the training set
         (:func:`ase_phisnet.training.energy_forces.fit_atomic_energies`). They move no force.
+    energy_correction : bool
+        If true, a learned per-atom energy read from the invariant atom features is added to
+        the energy expression (:mod:`ase_phisnet.model.readout`); the Hamiltonian-only energy
+        stays available beside it. Needs the ``hcore`` head.
     """
 
     elements: list = field(default_factory=lambda: [1, 8])
@@ -75,6 +79,7 @@ class PhiSNetConfig:
     preset: str | None = None
     core_baseline: bool = False
     atomic_energies: dict | None = None
+    energy_correction: bool = False
 
     def __post_init__(self):
         self.elements = sorted({int(z) for z in self.elements})
@@ -87,6 +92,8 @@ class PhiSNetConfig:
         unknown = [h for h in self.heads if h not in HEADS]
         if unknown or not self.heads:
             raise ConfigError(f"unknown matrix head(s) {unknown}; accepted: {', '.join(HEADS)}")
+        if self.energy_correction and "hcore" not in self.heads:
+            raise ConfigError(f"energy_correction needs the hcore head (an energy expression to correct); heads are {self.heads}")
         for name in ("features", "num_interactions", "num_radial", "radial_hidden"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")

@@ -26,6 +26,7 @@ from .config import PhiSNetConfig
 from .graph import MolecularGraph, build_graph
 from .interaction import Interaction
 from .radial import ExpBernsteinBasis
+from .readout import AtomicEnergyCorrection
 
 
 class PhiSNet(nn.Module):
@@ -39,7 +40,9 @@ class PhiSNet(nn.Module):
     Notes
     -----
     ``forward`` takes a :class:`MolecularGraph` (positions in Bohr) and returns a dict of
-    zero-padded ``(B, n, n)`` matrices in irreps order, Hartree. :meth:`predict` is the
+    zero-padded ``(B, n, n)`` matrices in irreps order, Hartree, one per head; a model with
+    ``energy_correction`` adds ``"energy_correction"``, ``(B,)`` Hartree, the learned term of
+    each molecule's energy (:mod:`.readout`). :meth:`predict` is the
     convenience path for one molecule in Å, returning NumPy matrices in PySCF order.
     """
 
@@ -64,6 +67,7 @@ class PhiSNet(nn.Module):
         self.heads = nn.ModuleDict(
             {name: MatrixHead(self.basis, self.irreps, self.irreps_sh, config.num_radial, config.radial_hidden, self.lmax) for name in config.heads}
         )
+        self.energy_correction = AtomicEnergyCorrection(config.features) if config.energy_correction else None
 
     @property
     def elements(self) -> tuple[int, ...]:
@@ -87,10 +91,14 @@ class PhiSNet(nn.Module):
         # the channel-wise products of all heads in one evaluation (same numbers, far fewer operations)
         prepared = {name: head.channelwise_calls(graph, x, rbf) for name, head in self.heads.items()}
         products = iter(ChannelwiseTensorProduct.evaluate_together([call for calls, _ in prepared.values() for call in calls]))
-        return {
+        out = {
             name: head.assemble(graph, x, sh, radial, [next(products) for _ in calls])
             for (name, head), (calls, radial) in zip(self.heads.items(), prepared.values())
         }
+        if self.energy_correction is not None:
+            per_atom = self.energy_correction(x[:, : self.config.features])
+            out["energy_correction"] = torch.zeros(graph.num_molecules, dtype=per_atom.dtype, device=per_atom.device).index_add(0, graph.batch, per_atom)
+        return out
 
     def atomic_energy(self, numbers) -> float:
         """``sum_A e_{Z_A}`` (Hartree) of the configuration's ``atomic_energies`` (0 without)."""
@@ -109,7 +117,7 @@ class PhiSNet(nn.Module):
         numbers = self.basis.check_numbers(numbers)
         positions = np.asarray(positions, dtype=float) / BOHR
         out = self(self.graph([numbers], [positions]))
-        return {k: self.basis.to_pyscf_order(v[0].cpu().numpy().astype(np.float64), numbers) for k, v in out.items()}
+        return {k: self.basis.to_pyscf_order(v[0].cpu().numpy().astype(np.float64), numbers) for k, v in out.items() if k in self.heads}
 
 
 def build_model(config: PhiSNetConfig, dtype=torch.float64, device="cpu") -> PhiSNet:

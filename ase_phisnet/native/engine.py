@@ -19,7 +19,7 @@ import torch
 from ..errors import PhiSNetError
 from .pack import STRUCTS, NotSupported, PackedModel
 
-ABI_VERSION = 2
+ABI_VERSION = 3
 SUFFIX = {np.float64: "f64", np.float32: "f32"}
 
 
@@ -99,7 +99,7 @@ class NativePhiSNet:
         except NotSupported as error:
             raise NativeUnavailable(f"the native engine does not cover this model: {error}") from None
         self._close()
-        self.packed, self.head_names = packed, packed.head_names
+        self.packed, self.output_names = packed, packed.output_names
         self._engine = getattr(self.lib, f"phisnet_engine_create_{self.suffix}")(ctypes.addressof(packed.struct))
         if not self._engine:
             raise MemoryError("the native engine could not allocate its workspace")
@@ -117,11 +117,12 @@ class NativePhiSNet:
             pass
 
     def __call__(self, graph) -> dict[str, torch.Tensor]:
-        """``{head: (B, n, n)}`` as ``model(graph)``, differentiable with respect to ``graph.positions``."""
+        """``{head: (B, n, n)}`` (and ``energy_correction``, ``(B,)``) as ``model(graph)``,
+        differentiable with respect to ``graph.positions``."""
         if self._versions() != self.versions:
             self._pack()
         outputs = _NativeMatrices.apply(graph.positions, self, graph)
-        return dict(zip(self.head_names, outputs))
+        return dict(zip(self.output_names, outputs))
 
     # ------------------------------------------------------------------ the two calls
     def _batch(self, graph, positions: np.ndarray):
@@ -140,11 +141,14 @@ class NativePhiSNet:
         return struct
 
     def forward_arrays(self, graph, positions: np.ndarray) -> list[np.ndarray]:
-        """The matrices (NumPy, the engine's dtype) of ``graph`` at ``positions`` (Bohr)."""
+        """The outputs (NumPy, the engine's dtype) of ``graph`` at ``positions`` (Bohr), in the order
+        of ``output_names``: the heads' ``(B, n, n)`` matrices, then a model's ``(B,)`` energy
+        correction (Hartree)."""
         positions = np.ascontiguousarray(positions, dtype=self.np_dtype)
         batch = self._batch(graph, positions)
         n = graph.max_ao
-        out = [np.empty((graph.num_molecules, n, n), dtype=self.np_dtype) for _ in self.head_names]
+        shapes = {"energy_correction": (graph.num_molecules,)}
+        out = [np.empty(shapes.get(name, (graph.num_molecules, n, n)), dtype=self.np_dtype) for name in self.output_names]
         pointers = (c_void_p * len(out))(*[m.ctypes.data for m in out])
         status = getattr(self.lib, f"phisnet_forward_{self.suffix}")(self._engine, ctypes.addressof(batch), pointers)
         if status == 3:
@@ -157,7 +161,7 @@ class NativePhiSNet:
         return out
 
     def backward_arrays(self, matrices_bar: list[np.ndarray], n_atoms: int) -> np.ndarray:
-        """``dL/dpositions`` (n_atoms, 3) from ``dL/dmatrices`` of the last forward."""
+        """``dL/dpositions`` (n_atoms, 3) from ``dL/doutputs`` of the last forward (``output_names`` order)."""
         bars = [np.ascontiguousarray(g, dtype=self.np_dtype) for g in matrices_bar]
         pointers = (c_void_p * len(bars))(*[g.ctypes.data for g in bars])
         pos_bar = np.empty((n_atoms, 3), dtype=self.np_dtype)

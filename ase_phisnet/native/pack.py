@@ -61,7 +61,8 @@ def _structs(real):
         _fields_ = (
             [(k, c_int32) for k in ("channels", "lmax", "n_radial", "n_elements", "n_interactions", "n_heads")]
             + [("embedding", c_void_p), ("alpha", real), ("cutoff", real)]
-            + [(k, c_void_p) for k in ("log_binom", "sh_coef", "n_ao", "interactions", "heads")]
+            + [(k, c_void_p) for k in ("log_binom", "sh_coef", "n_ao", "interactions", "heads", "energy_readout")]
+            + [("energy_scale", real)]
         )
 
     class Batch(ctypes.Structure):
@@ -214,9 +215,13 @@ class PackedModel:
             )
         rb = model.radial_basis
         self.head_names = list(cfg.heads)
+        # the outputs in the engine's order: one matrix per head, then the energy correction
+        self.output_names = self.head_names + ["energy_correction"] * (model.energy_correction is not None)
+        readout = None if model.energy_correction is None else self._array_of(T["Mlp"], [self._mlp(model.energy_correction.mlp)])
+        scale = 0.0 if model.energy_correction is None else model.energy_correction.scale
         return T["Model"](
             C, lmax, rb.num_basis, len(elements), len(interactions), len(heads),
             self._ptr(self._numpy(model.embedding.weight)), float(rb.alpha.detach()), rb.cutoff,
             self._ptr(self._numpy(rb.log_binom)), self._ptr(_harmonic_coefficients(lmax).numpy()), self._ints([basis.n_ao_element(z) for z in elements]),
-            self._array_of(T["Interaction"], interactions), self._array_of(T["Head"], heads),
+            self._array_of(T["Interaction"], interactions), self._array_of(T["Head"], heads), readout, scale,
         )  # fmt: skip

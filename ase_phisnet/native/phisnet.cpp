@@ -104,6 +104,8 @@ struct Model {
     const int32_t* n_ao;    // (n_elements,)
     const Interaction<T>* interactions;
     const Head<T>* heads;
+    const Mlp<T>* energy_readout;  // null, or the learned per-atom energy from the scalar channels
+    T energy_scale;                // Hartree per unit of the readout's output
 };
 
 template <typename T>
@@ -647,6 +649,7 @@ struct Engine {
     std::vector<T> x;  // atom features after the last interaction
     std::vector<InteractionState<T>> interactions;
     std::vector<HeadState<T>> heads;
+    std::vector<T> readout_in, readout_hidden;  // the energy readout's input rows and pre-activations
     bool has_forward = false;
 };
 
@@ -733,6 +736,20 @@ void forward(Engine<T>& E, T* const* matrices) {
         update.assign(N * F, 0);
         linear_forward(I.out, N, View<const T>{gated.data(), F, C}, update.data(), F);
         for (long k = 0; k < N * F; ++k) x[k] += update[k];
+    }
+
+    // the energy correction, matrices[n_heads] (one per molecule): sum over atoms of the readout
+    // of the scalar channels (component 0 of each feature row)
+    if (M.energy_readout) {
+        const Mlp<T>& R = *M.energy_readout;
+        E.readout_in.resize(N * C);
+        for (long i = 0; i < N; ++i) std::memcpy(&E.readout_in[i * C], &x[i * F], C * sizeof(T));
+        E.readout_hidden.assign(N * R.n_hidden, 0);
+        std::vector<T> per_atom(N, 0);
+        mlp_forward(R, N, E.readout_in.data(), E.readout_hidden.data(), per_atom.data());
+        T* energies = matrices[M.n_heads];
+        std::memset(energies, 0, sizeof(T) * B.n_molecules);
+        for (long i = 0; i < N; ++i) energies[B.molecule[i]] += M.energy_scale * per_atom[i];
     }
 
     E.heads.resize(M.n_heads);
@@ -868,6 +885,15 @@ void backward(Engine<T>& E, const T* const* matrices_bar, T* pos_bar) {
         linear_backward(H.diag_b, N, db_bar.data(), F, View<T>{x_bar.data(), F, C});
     }
 
+    if (M.energy_readout) {  // matrices_bar[n_heads]: dL/d(energy correction) of each molecule
+        const T* energies_bar = matrices_bar[M.n_heads];
+        std::vector<T> per_atom_bar(N), in_bar(N * C, 0);
+        for (long i = 0; i < N; ++i) per_atom_bar[i] = M.energy_scale * energies_bar[B.molecule[i]];
+        mlp_backward(*M.energy_readout, N, E.readout_hidden.data(), per_atom_bar.data(), in_bar.data());
+        for (long i = 0; i < N; ++i)
+            for (int u = 0; u < C; ++u) x_bar[i * F + u] += in_bar[i * C + u];
+    }
+
     // interactions in reverse: x_{t+1} = x_t + out(gate(post(sum(tp(pre(x_t)[dst], Y, mlp(rbf))))))
     std::vector<T> gated_bar, gate_in_bar, summed_bar, pre_bar;
     for (int t = M.n_interactions - 1; t >= 0; --t) {
@@ -982,7 +1008,7 @@ int run_backward(void* engine, const T* const* matrices_bar, T* pos_bar) {
 // reverse, 4 more channels than MAX_CHANNELS.
 extern "C" {
 
-int phisnet_abi_version() { return 2; }
+int phisnet_abi_version() { return 3; }
 
 void* phisnet_engine_create_f64(const void* model) {
     auto* E = new (std::nothrow) Engine<double>();

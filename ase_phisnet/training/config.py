@@ -17,7 +17,9 @@ configs inline. Example, a single run::
 ``init_from: MODEL`` (a shipped name or model folder) starts a new run from that model's
 weights and architecture instead of a random initialisation (e.g. to continue training the
 shipped model on a fresh machine, where the old run's checkpoint is gone). The config may add
-heads the model lacks (an ``hcore`` head to a Fock-only model); they start from scratch.
+heads the model lacks (an ``hcore`` head to a Fock-only model), which start from scratch, and
+the learned energy correction (``model: {energy_correction: true}``, :mod:`ase_phisnet.model.readout`),
+which starts at zero, so the first energies are those of the model it starts from.
 
 ``trainable: [heads.hcore]`` (parameter-name prefixes) trains only those weights, the rest stay
 fixed, until step ``trainable_until`` (``null``: the whole run). Used to fit a new H~core head

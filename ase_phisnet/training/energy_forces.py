@@ -78,12 +78,15 @@ class EnergyForceTerms:
         return energies, forces, out
 
 
-def predict_energies_forces(model, frames: list[dict], batch_size: int = 32, progress: bool = True) -> tuple[np.ndarray, list[np.ndarray]]:
+def predict_energies_forces(
+    model, frames: list[dict], batch_size: int = 32, progress: bool = True, hamiltonian_only: bool = False
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """Energies (Hartree) and forces (Hartree/Bohr, one (natm, 3) array per frame) of a model
     with an H~core head, through the electronic-state step with the exact overlap.
 
     ``frames`` are dicts with ``numbers`` and ``positions`` (Å); closed shell, the charge as
-    recorded in the model's reference metadata (default neutral).
+    recorded in the model's reference metadata (default neutral). ``hamiltonian_only`` leaves
+    out a learned energy correction (:mod:`ase_phisnet.model.readout`).
     """
     from tqdm.auto import tqdm
 
@@ -92,10 +95,11 @@ def predict_energies_forces(model, frames: list[dict], batch_size: int = 32, pro
     charge = int(getattr(model, "metadata", {}).get("reference", {}).get("charge") or 0)
     cache = IntegralCache(model.config.basis, charge)
     energies, forces = [], []
-    bar = tqdm(total=len(frames), desc="energies and forces", disable=not progress, unit="frame")
+    bar = tqdm(total=len(frames), desc="Hamiltonian-only energies and forces" if hamiltonian_only else "energies and forces", disable=not progress, unit="frame")
     for start in range(0, len(frames), batch_size):
         chunk = frames[start : start + batch_size]
-        E, F, _, _ = energies_and_forces(model, [np.asarray(f["numbers"], dtype=int) for f in chunk], [np.asarray(f["positions"]) / BOHR for f in chunk], cache)
+        numbers, positions = [np.asarray(f["numbers"], dtype=int) for f in chunk], [np.asarray(f["positions"]) / BOHR for f in chunk]
+        E, F, _, _ = energies_and_forces(model, numbers, positions, cache, hamiltonian_only=hamiltonian_only)
         energies.extend(E.detach().cpu().numpy().tolist())
         forces.extend(g.detach().cpu().numpy() for g in F)
         bar.update(len(chunk))

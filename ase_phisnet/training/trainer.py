@@ -7,7 +7,9 @@ A run writes into its output folder:
   finite numbers. ``--resume`` continues from it.
 * ``best/``: the best model so far by validation loss (EMA weights), ``model.safetensors`` +
   ``config.json``, loadable with :func:`ase_phisnet.load_model`.
-* ``metrics.csv``: one row per validation (and TensorBoard events when installed).
+* ``metrics.csv``: one row per validation (and TensorBoard events when installed): the step,
+  training wall time ``elapsed_s`` and CPU time ``cpu_s`` (all threads of the process, so a
+  fair clock on a shared machine), learning rate, training loss and the validation metrics.
 
 With ``energy``/``forces`` loss terms, steps from ``energy_forces_from`` on add PhiSNet's energy
 and force losses (:mod:`.energy_forces`); the best-model record restarts at that step, since the
@@ -97,7 +99,7 @@ class Trainer:
             raise DatasetError(f"{config.dataset}: energy/force loss terms asked for, but the frames store no energies and forces")
 
         checkpoint = self.out / "checkpoint.safetensors"
-        self.step, self.best_val, self.elapsed = 0, math.inf, 0.0
+        self.step, self.best_val, self.elapsed, self.cpu_time = 0, math.inf, 0.0, 0.0
         if resume:
             if not checkpoint.exists():
                 raise MissingFileError(f"--resume: no checkpoint at {checkpoint}; start the run without --resume")
@@ -137,18 +139,22 @@ class Trainer:
 
         start = load_model(name_or_path, device=self.device, dtype=self.dtype)
         mine, theirs = requested.to_dict(), start.config.to_dict()
-        differ = sorted(k for k in mine if k not in ("avg_neighbors", "heads", "core_baseline", "atomic_energies") and mine[k] != theirs[k])
+        differ = sorted(k for k in mine if k not in ("avg_neighbors", "heads", "core_baseline", "atomic_energies", "energy_correction") and mine[k] != theirs[k])
         missing = [h for h in theirs["heads"] if h not in mine["heads"]]
         if differ or missing:
             what = [f"{k}={theirs[k]!r} vs {mine[k]!r}" for k in differ] + [f"heads {theirs['heads']} not all in {mine['heads']}"] * bool(missing)
             raise ConfigError(f"init_from {name_or_path}: its architecture differs from the config's: " + ", ".join(what))
         if "hcore" in theirs["heads"] and mine["core_baseline"] != theirs["core_baseline"]:
             raise ConfigError(f"init_from {name_or_path}: its hcore head has core_baseline={theirs['core_baseline']}, the config asks for {mine['core_baseline']}")
-        config = PhiSNetConfig.from_dict({**theirs, "heads": mine["heads"], "core_baseline": mine["core_baseline"]})
+        if theirs.get("energy_correction") and not mine["energy_correction"]:
+            raise ConfigError(f"init_from {name_or_path}: it has a learned energy correction; keep energy_correction: true in the model config")
+        config = PhiSNetConfig.from_dict({**theirs, "heads": mine["heads"], "core_baseline": mine["core_baseline"], "energy_correction": mine["energy_correction"]})
         self._build(config)
         new_heads = [h for h in mine["heads"] if h not in theirs["heads"]]
+        # an added energy correction starts at zero: the energies are at first those of the start model
+        new_modules = tuple(f"heads.{h}." for h in new_heads) + (("energy_correction.",) if mine["energy_correction"] and not theirs.get("energy_correction") else ())
         try:
-            load_weights(self.model, start.state_dict(), new=tuple(f"heads.{h}." for h in new_heads))
+            load_weights(self.model, start.state_dict(), new=new_modules)
         except ValueError as err:
             raise ConfigError(f"init_from {name_or_path}: {err}") from None
         return new_heads
@@ -182,6 +188,7 @@ class Trainer:
         self.optimizer.load_state_dict(opt_state)
         self.scheduler.load_state_dict(meta["scheduler"])
         self.step, self.best_val, self.elapsed = meta["step"], meta["best_val"], meta["elapsed"]
+        self.cpu_time = meta.get("cpu_time", 0.0)
         self.generator = torch.Generator()
         self.generator.set_state(tensors["sampler.rng"])
         self.order, self.cursor = tensors["sampler.order"], meta["cursor"]
@@ -202,6 +209,7 @@ class Trainer:
             "best_val": self.best_val,
             "cursor": self.cursor,
             "elapsed": self.elapsed,
+            "cpu_time": self.cpu_time,
             "model": self.model.config.to_dict(),
             "param_groups": opt["param_groups"],
             "scheduler": self.scheduler.state_dict(),
@@ -310,6 +318,7 @@ class Trainer:
         batch_size = min(cfg.batch_size, n_train)
         last = {}
         start_time, start_elapsed = time.time(), self.elapsed
+        start_cpu, start_cpu_time = time.process_time(), self.cpu_time
         bar = tqdm(total=cfg.max_steps, initial=self.step, desc=cfg.name, disable=not (self.progress and main), dynamic_ncols=True)
         running = None
         while self.step < cfg.max_steps:
@@ -350,6 +359,7 @@ class Trainer:
             running = batch_loss if running is None else 0.98 * running + 0.02 * batch_loss
             bar.update(1)
             self.elapsed = start_elapsed + time.time() - start_time
+            self.cpu_time = start_cpu_time + time.process_time() - start_cpu
             out_of_time = self.processes.any(cfg.max_minutes is not None and self.elapsed > 60 * cfg.max_minutes, self.device)
             if self.step % cfg.val_every == 0 or self.step == cfg.max_steps or out_of_time:
                 last = self.validate()
@@ -362,7 +372,7 @@ class Trainer:
                     self.scheduler.num_bad_epochs = 0
                 self.scheduler.step(last["val_loss"])
                 lr = self.optimizer.param_groups[0]["lr"]
-                row = {"step": self.step, "elapsed_s": round(self.elapsed, 1), "lr": lr, "train_loss": running, **last}
+                row = {"step": self.step, "elapsed_s": round(self.elapsed, 1), "cpu_s": round(self.cpu_time, 1), "lr": lr, "train_loss": running, **last}
                 if main:
                     _append_csv(self.out / "metrics.csv", row)
                 if writer:

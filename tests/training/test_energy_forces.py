@@ -101,6 +101,45 @@ def test_a_run_switches_on_energy_and_force_terms(tmp_path):
     assert model.config.heads == ["fock", "hcore"]
 
 
+def test_an_added_energy_correction_starts_at_zero_and_learns(tmp_path):
+    """init_from a model without the correction: the same energies at first (the readout's output
+    layer is zero), then the energy and force terms train it; the evaluation reports the
+    Hamiltonian-only errors beside the total."""
+    from ase_phisnet.evaluation import energy_force_metrics
+
+    base = {**TINY, "model": {**TINY["model"], "heads": ["fock", "hcore"], "core_baseline": True}, "loss": {"fock": 1.0, "hcore": 1.0}}
+    (tmp_path / "start.yaml").write_text(yaml.safe_dump({**base, "output": str(tmp_path / "start"), "max_steps": 2, "val_every": 2}))
+    Trainer(TrainConfig.from_yaml(tmp_path / "start.yaml"), progress=False).fit()
+    start = load_model(tmp_path / "start" / "best")
+    cfg = {
+        **base,
+        "model": {**base["model"], "energy_correction": True},
+        "output": str(tmp_path / "corrected"),
+        "init_from": str(tmp_path / "start" / "best"),
+        "loss": {"fock": 1.0, "hcore": 1.0, "energy": 1.0, "forces": 1.0},
+        "trainable": ["energy_correction"],
+        "max_steps": 3,
+        "val_every": 3,
+    }
+    (tmp_path / "corrected.yaml").write_text(yaml.safe_dump(cfg))
+    trainer = Trainer(TrainConfig.from_yaml(tmp_path / "corrected.yaml"), progress=False)
+    frames, _ = load_frames(WATER_H5)
+    before = energy_force_metrics(start, frames[:4], progress=False)
+    at_start = energy_force_metrics(trainer.model.double(), frames[:4], progress=False)
+    trainer.model.float()
+    assert at_start["energy_mae_meV"] == pytest.approx(before["energy_mae_meV"], rel=1e-6)  # float32 weights
+    assert at_start["hamiltonian_energy_mae_meV"] == pytest.approx(at_start["energy_mae_meV"], abs=1e-9)
+    readout = {k: v.clone() for k, v in trainer.model.state_dict().items() if k.startswith("energy_correction.")}
+    trainer.fit()
+    assert any(not torch.equal(v, trainer.model.state_dict()[k]) for k, v in readout.items())
+    assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in start.state_dict().items() if k.startswith("interactions."))
+    trained = load_model(tmp_path / "corrected" / "best")
+    assert trained.config.energy_correction
+    after = energy_force_metrics(trained, frames[:4], progress=False)
+    assert after["energy_mae_meV"] != pytest.approx(after["hamiltonian_energy_mae_meV"], abs=1e-6)
+    assert after["hamiltonian_energy_mae_meV"] == pytest.approx(before["energy_mae_meV"], rel=1e-6)  # only the readout trained
+
+
 def test_energy_force_terms_need_both_heads(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({**TINY, "output": str(tmp_path / "o"), "loss": {"fock": 1.0, "energy": 1.0}}))
