@@ -46,6 +46,9 @@ def _random_model(elements, dtype, energy_correction, seed=0, features=8):
             for z in elements:
                 ref = getattr(head, f"reference_{z}")
                 ref.copy_(torch.randn_like(ref))
+        if energy_correction:  # an input normalisation away from the identity (the engine folds it in)
+            model.energy_correction.mean.copy_(torch.randn_like(model.energy_correction.mean))
+            model.energy_correction.std.copy_(0.5 + torch.rand_like(model.energy_correction.std))
     return model
 
 

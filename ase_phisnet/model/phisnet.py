@@ -67,7 +67,7 @@ class PhiSNet(nn.Module):
         self.heads = nn.ModuleDict(
             {name: MatrixHead(self.basis, self.irreps, self.irreps_sh, config.num_radial, config.radial_hidden, self.lmax) for name in config.heads}
         )
-        self.energy_correction = AtomicEnergyCorrection(config.features) if config.energy_correction else None
+        self.energy_correction = AtomicEnergyCorrection(config.features, self.lmax) if config.energy_correction else None
 
     @property
     def elements(self) -> tuple[int, ...]:
@@ -96,7 +96,7 @@ class PhiSNet(nn.Module):
             for (name, head), (calls, radial) in zip(self.heads.items(), prepared.values())
         }
         if self.energy_correction is not None:
-            per_atom = self.energy_correction(x[:, : self.config.features])
+            per_atom = self.energy_correction(x)
             out["energy_correction"] = torch.zeros(graph.num_molecules, dtype=per_atom.dtype, device=per_atom.device).index_add(0, graph.batch, per_atom)
         return out
 

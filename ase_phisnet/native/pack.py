@@ -135,6 +135,17 @@ class PackedModel:
             self._ptr(self._numpy(first.weight)), self._ptr(self._numpy(first.bias)), self._ptr(self._numpy(last.weight).T), self._ptr(self._numpy(last.bias)),
         )  # fmt: skip
 
+    def _readout_mlp(self, readout):
+        """The energy readout's MLP with its input normalisation folded into the first layer:
+        W1 (q - mean) / std + b1 = (W1 / std) q + (b1 - (W1 / std) mean)."""
+        first, last = readout.mlp[0], readout.mlp[2]
+        W1 = self._numpy(first.weight) / self._numpy(readout.std)[None, :]
+        b1 = self._numpy(first.bias) - W1 @ self._numpy(readout.mean)
+        return self.types["Mlp"](
+            first.in_features, first.out_features, last.out_features,
+            self._ptr(W1), self._ptr(b1), self._ptr(self._numpy(last.weight).T), self._ptr(self._numpy(last.bias)),
+        )  # fmt: skip
+
     def _paths(self, paths):
         """A :class:`PathSum` as rows (path, M) of non-zero coefficients (c1, c2, coefficient)."""
         crow, col = paths.K_crow.numpy(), paths.K_col.numpy()
@@ -217,7 +228,7 @@ class PackedModel:
         self.head_names = list(cfg.heads)
         # the outputs in the engine's order: one matrix per head, then the energy correction
         self.output_names = self.head_names + ["energy_correction"] * (model.energy_correction is not None)
-        readout = None if model.energy_correction is None else self._array_of(T["Mlp"], [self._mlp(model.energy_correction.mlp)])
+        readout = None if model.energy_correction is None else self._array_of(T["Mlp"], [self._readout_mlp(model.energy_correction)])
         scale = 0.0 if model.energy_correction is None else model.energy_correction.scale
         return T["Model"](
             C, lmax, rb.num_basis, len(elements), len(interactions), len(heads),

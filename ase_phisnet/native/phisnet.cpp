@@ -739,11 +739,20 @@ void forward(Engine<T>& E, T* const* matrices) {
     }
 
     // the energy correction, matrices[n_heads] (one per molecule): sum over atoms of the readout
-    // of the scalar channels (component 0 of each feature row)
+    // of the invariants q = [x^(0), |x^(1)|^2, ..., |x^(lmax)|^2] (per channel, summed over m)
     if (M.energy_readout) {
         const Mlp<T>& R = *M.energy_readout;
-        E.readout_in.resize(N * C);
-        for (long i = 0; i < N; ++i) std::memcpy(&E.readout_in[i * C], &x[i * F], C * sizeof(T));
+        const int L1 = M.lmax + 1;
+        E.readout_in.assign(N * C * L1, 0);
+        for (long i = 0; i < N; ++i) {
+            T* q = &E.readout_in[i * C * L1];
+            std::memcpy(q, &x[i * F], C * sizeof(T));
+            for (int c = 1; c < D; ++c) {
+                T* ql = q + order_of(c) * C;
+                const T* xc = &x[i * F + c * C];
+                for (int u = 0; u < C; ++u) ql[u] += xc[u] * xc[u];
+            }
+        }
         E.readout_hidden.assign(N * R.n_hidden, 0);
         std::vector<T> per_atom(N, 0);
         mlp_forward(R, N, E.readout_in.data(), E.readout_hidden.data(), per_atom.data());
@@ -887,11 +896,18 @@ void backward(Engine<T>& E, const T* const* matrices_bar, T* pos_bar) {
 
     if (M.energy_readout) {  // matrices_bar[n_heads]: dL/d(energy correction) of each molecule
         const T* energies_bar = matrices_bar[M.n_heads];
-        std::vector<T> per_atom_bar(N), in_bar(N * C, 0);
+        const int L1 = M.lmax + 1;
+        std::vector<T> per_atom_bar(N), q_bar(N * C * L1, 0);
         for (long i = 0; i < N; ++i) per_atom_bar[i] = M.energy_scale * energies_bar[B.molecule[i]];
-        mlp_backward(*M.energy_readout, N, E.readout_hidden.data(), per_atom_bar.data(), in_bar.data());
-        for (long i = 0; i < N; ++i)
-            for (int u = 0; u < C; ++u) x_bar[i * F + u] += in_bar[i * C + u];
+        mlp_backward(*M.energy_readout, N, E.readout_hidden.data(), per_atom_bar.data(), q_bar.data());
+        for (long i = 0; i < N; ++i) {
+            const T* g = &q_bar[i * C * L1];
+            for (int u = 0; u < C; ++u) x_bar[i * F + u] += g[u];
+            for (int c = 1; c < D; ++c) {
+                const T* gl = g + order_of(c) * C;
+                for (int u = 0; u < C; ++u) x_bar[i * F + c * C + u] += T(2) * E.x[i * F + c * C + u] * gl[u];
+            }
+        }
     }
 
     // interactions in reverse: x_{t+1} = x_t + out(gate(post(sum(tp(pre(x_t)[dst], Y, mlp(rbf))))))

@@ -108,7 +108,7 @@ class Trainer:
             if checkpoint.exists():
                 raise InputError(f"{checkpoint} exists: continue it with --resume, or choose another output folder")
             if config.init_from:
-                new_heads = self._init_from(config.init_from, base)
+                new_heads, new_correction = self._init_from(config.init_from, base)
                 refs = train_data.diagonal_references(range(len(train_data)))
                 for head in new_heads:
                     for z, block in refs.get(head, {}).items():
@@ -120,6 +120,9 @@ class Trainer:
                 for head, per_element in refs.items():
                     for z, block in per_element.items():
                         self.model.heads[head].set_reference(z, torch.as_tensor(block))
+                new_correction = base.energy_correction
+            if new_correction:
+                self._normalize_energy_correction(train_data)
             self.ema = self._copy(self.model)
             # mini-batch sampler: a permutation of the training frames, drawn anew each epoch
             self.generator = torch.Generator().manual_seed(config.seed)
@@ -132,9 +135,10 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.lr, amsgrad=o.amsgrad, weight_decay=o.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=o.plateau_factor, patience=o.plateau_patience, min_lr=o.min_lr)
 
-    def _init_from(self, name_or_path, requested: PhiSNetConfig) -> list[str]:
+    def _init_from(self, name_or_path, requested: PhiSNetConfig) -> tuple[list[str], bool]:
         """Start from a trained model's weights; its architecture must be the one asked for,
-        except that the config may add heads. Returns the added heads (randomly initialised)."""
+        except that the config may add heads and the energy correction. Returns the added heads
+        (randomly initialised) and whether the correction was added (its output at zero)."""
         from ..model.io import load_model, load_weights
 
         start = load_model(name_or_path, device=self.device, dtype=self.dtype)
@@ -152,12 +156,22 @@ class Trainer:
         self._build(config)
         new_heads = [h for h in mine["heads"] if h not in theirs["heads"]]
         # an added energy correction starts at zero: the energies are at first those of the start model
-        new_modules = tuple(f"heads.{h}." for h in new_heads) + (("energy_correction.",) if mine["energy_correction"] and not theirs.get("energy_correction") else ())
+        new_correction = bool(mine["energy_correction"] and not theirs.get("energy_correction"))
+        new_modules = tuple(f"heads.{h}." for h in new_heads) + (("energy_correction.",) if new_correction else ())
         try:
             load_weights(self.model, start.state_dict(), new=new_modules)
         except ValueError as err:
             raise ConfigError(f"init_from {name_or_path}: {err}") from None
-        return new_heads
+        return new_heads, new_correction
+
+    @torch.no_grad()
+    def _normalize_energy_correction(self, data: MatrixData, n_frames: int = 200):
+        """Fix the new energy readout's input normalisation to the invariants of the model's atom
+        features on (up to ``n_frames``) training frames."""
+        idx = list(range(min(n_frames, len(data))))
+        graph = self.model.graph([data.numbers[i] for i in idx], [data.positions[i] for i in idx])
+        x, _, _ = self.model.atom_features(graph)
+        self.model.energy_correction.set_normalization(x)
 
     @staticmethod
     def _copy(model: PhiSNet) -> PhiSNet:

@@ -123,6 +123,11 @@ def test_an_added_energy_correction_starts_at_zero_and_learns(tmp_path):
     }
     (tmp_path / "corrected.yaml").write_text(yaml.safe_dump(cfg))
     trainer = Trainer(TrainConfig.from_yaml(tmp_path / "corrected.yaml"), progress=False)
+    readout, data = trainer.model.energy_correction, trainer.sets["train"]
+    with torch.no_grad():  # the readout's inputs are normalised on the training frames
+        x, _, _ = trainer.model.atom_features(trainer.model.graph(data.numbers, data.positions))
+        q = (readout.invariants(x) - readout.mean) / readout.std
+    assert q.mean(0).abs().max() < 1e-4 and (q.std(0) - 1).abs().max() < 1e-3
     frames, _ = load_frames(WATER_H5)
     before = energy_force_metrics(start, frames[:4], progress=False)
     at_start = energy_force_metrics(trainer.model.double(), frames[:4], progress=False)
