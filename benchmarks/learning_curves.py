@@ -10,7 +10,7 @@ candidate from its checkpoint, so a budget can be spread over interrupted runs.
 
     python benchmarks/learning_curves.py --minutes 30 --parallel 2                 # all candidates
     python benchmarks/learning_curves.py --minutes 60 --candidates phisnet-32x2 phisnet-64x2
-    python benchmarks/learning_curves.py --plot-only --figure docs/figures/learning_curves_water.png
+    python benchmarks/learning_curves.py --plot-only --figure docs/figures/learning_curves_water.png --csv docs/figures/learning_curves_water.csv
 
 Candidates run ``--parallel`` at a time (one per core on a 2-core machine). The table printed at
 the end gives each candidate's validation H MAE at the CPU hours that every candidate reached
@@ -94,6 +94,19 @@ def at_budget(curve, hours: float) -> float:
     return min(mae for h, mae, _ in curve if h <= hours + 1e-9)
 
 
+def power_law_tail(curve) -> tuple[float, float] | None:
+    """``(a, b)`` of ``MAE = a * hours**-b`` fitted (least squares in log-log) to the second half
+    of a curve's CPU time: the local slope, for an extrapolation, not a prediction."""
+    import numpy as np
+
+    tail = [(h, mae) for h, mae, _ in curve if h >= curve[-1][0] / 2]
+    if len(tail) < 3:
+        return None
+    x, y = np.log([h for h, _ in tail]), np.log([mae for _, mae in tail])
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(np.exp(intercept)), float(-slope)
+
+
 def plot(curves: dict, figure: Path) -> None:
     import matplotlib
 
@@ -107,6 +120,7 @@ def plot(curves: dict, figure: Path) -> None:
             ax.plot(hours, mae, label=name)
     ax.set_xlabel("CPU hours (process CPU time)")
     ax.set_ylabel("validation H MAE (µEh)")
+    ax.set_xscale("log")
     ax.set_yscale("log")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
@@ -126,6 +140,8 @@ def main(argv=None) -> int:
     p.add_argument("--dataset", default=WATER, help="water reference set (default the shared one, read in place)")
     p.add_argument("--figure", type=Path, help="where to write the figure (default OUT/learning_curves.png)")
     p.add_argument("--plot-only", action="store_true", help="plot and tabulate what the run folders hold; train nothing")
+    p.add_argument("--target", type=float, default=30.0, help="H MAE (µEh) to extrapolate the CPU hours to (default 30)")
+    p.add_argument("--csv", type=Path, help="also write every curve's points here (candidate, step, CPU hours, validation H MAE)")
     args = p.parse_args(argv)
     if not args.plot_only:
         with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
@@ -135,15 +151,25 @@ def main(argv=None) -> int:
             print(f"failed: {', '.join(failed)} (see OUT/NAME/train.log)", file=sys.stderr)
     curves = {n: read_curve(args.out / n, args.threads) for n in args.candidates}
     plot(curves, args.figure or args.out / "learning_curves.png")
+    if args.csv:
+        with open(args.csv, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["candidate", "step", "cpu_hours", "val_h_mae_uEh"])
+            writer.writerows([name, step, f"{hours:.5f}", f"{mae:.3f}"] for name, curve in curves.items() for hours, mae, step in curve)
     ran = {n: c for n, c in curves.items() if c}
     common = min((c[-1][0] for c in ran.values()), default=0.0)
-    print(f"| candidate | steps | CPU h | val H MAE at {common:.2f} CPU h (µEh) | best val H MAE (µEh) | at CPU h |\n|---|---|---|---|---|---|")
+    print(
+        f"| candidate | steps | CPU h | val H MAE at {common:.2f} CPU h (µEh) | best val H MAE (µEh) | at CPU h "
+        f"| tail slope b (MAE ~ h^-b) | CPU h to {args.target:g} µEh at that slope |\n|---|---|---|---|---|---|---|---|"
+    )
     for name, curve in curves.items():
         if not curve:
-            print(f"| {name} | - | - | - | - | - |")
+            print(f"| {name} | - | - | - | - | - | - | - |")
             continue
         hours, mae, _ = min(curve, key=lambda c: c[1])
-        print(f"| {name} | {curve[-1][2]} | {curve[-1][0]:.2f} | {at_budget(curve, common):.1f} | {mae:.1f} | {hours:.2f} |")
+        fit = power_law_tail(curve)
+        slope, to_target = ("-", "-") if fit is None or fit[1] <= 0 else (f"{fit[1]:.2f}", f"{(fit[0] / args.target) ** (1 / fit[1]):.1f}")
+        print(f"| {name} | {curve[-1][2]} | {curve[-1][0]:.2f} | {at_budget(curve, common):.1f} | {mae:.1f} | {hours:.2f} | {slope} | {to_target} |")
     return 0
 
 

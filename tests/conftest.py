@@ -131,6 +131,7 @@ FAST_TESTS = (
     "training/test_energy_forces.py::test_orbital_energy_term_is_the_evaluated_eps_error",
     "training/test_trainer.py::test_bad_training_config_is_named",
     "training/test_trainer.py::test_metrics_csv_widens_when_a_resumed_run_reports_more",
+    "test_learning_curves.py",
     # the repository itself
     "test_no_machine_paths.py",
     "test_fast_list.py",
