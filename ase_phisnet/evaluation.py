@@ -81,11 +81,12 @@ def evaluate(model, frames: list[dict], batch_size: int = 64, progress: bool = T
     aggregate metrics (µEh, %), the virtual-orbital, gap and dipole errors (µEh, meV, Debye) and
     the per-frame H MAE (µEh).
     """
+    from .electronic import IntegralCache
     from .electronic.properties import dipole_moment
-    from .molecule import build_mol
     from .units import DEBYE
 
     charge = reference_charge(model)
+    molecules = IntegralCache(model.config.basis, charge)  # one PySCF Mole per molecule, moved to each frame
     abs_sum, count, eps_err, cos_all, per_frame = 0.0, 0, [], [], []
     virtual_err, gap_err, dipole_err = [], [], []
     bar = tqdm(total=len(frames), desc="evaluate", disable=not progress, unit="frame")
@@ -108,7 +109,8 @@ def evaluate(model, frames: list[dict], batch_size: int = 64, progress: bool = T
             cos_all.append(m["psi_cos"])
             virtual_err.append(m["eps_virtual_abs_err"])
             gap_err.append(m["gap_abs_err"])
-            mol = build_mol(z, f["positions"], basis=model.config.basis, charge=charge)
+            mol = molecules(z).mol
+            mol.set_geom_(np.asarray(f["positions"]) / BOHR, unit="Bohr", symmetry=False)
             dipole_err.append(np.abs(dipole_moment(mol, m["P_pred"]) - dipole_moment(mol, m["P_ref"])) * BOHR / DEBYE)
         bar.update(len(chunk))
     bar.close()

@@ -128,23 +128,22 @@ class PackedModel:
         dim_out = sum((2 * l + 1) * k for l, k in zip(lin.orders, counts_out))
         return self.types["Linear"](len(lin.orders), self._ints(lin.orders), self._ints(counts_out), c_in, dim_out, self._ptr(weight))
 
-    def _mlp(self, mlp):
+    def _mlp(self, mlp, w1=None, b1=None):
+        """A ``Linear, SiLU, Linear`` sequence; ``w1``, ``b1`` replace the first layer's weights."""
         first, last = mlp[0], mlp[2]
+        w1 = self._numpy(first.weight) if w1 is None else w1
+        b1 = self._numpy(first.bias) if b1 is None else b1
         return self.types["Mlp"](
             first.in_features, first.out_features, last.out_features,
-            self._ptr(self._numpy(first.weight)), self._ptr(self._numpy(first.bias)), self._ptr(self._numpy(last.weight).T), self._ptr(self._numpy(last.bias)),
+            self._ptr(w1), self._ptr(b1), self._ptr(self._numpy(last.weight).T), self._ptr(self._numpy(last.bias)),
         )  # fmt: skip
 
     def _readout_mlp(self, readout):
         """The energy readout's MLP with its input normalisation folded into the first layer:
         W1 (q - mean) / std + b1 = (W1 / std) q + (b1 - (W1 / std) mean)."""
-        first, last = readout.mlp[0], readout.mlp[2]
+        first = readout.mlp[0]
         W1 = self._numpy(first.weight) / self._numpy(readout.std)[None, :]
-        b1 = self._numpy(first.bias) - W1 @ self._numpy(readout.mean)
-        return self.types["Mlp"](
-            first.in_features, first.out_features, last.out_features,
-            self._ptr(W1), self._ptr(b1), self._ptr(self._numpy(last.weight).T), self._ptr(self._numpy(last.bias)),
-        )  # fmt: skip
+        return self._mlp(readout.mlp, W1, self._numpy(first.bias) - W1 @ self._numpy(readout.mean))
 
     def _paths(self, paths):
         """A :class:`PathSum` as rows (path, M) of non-zero coefficients (c1, c2, coefficient)."""
