@@ -35,6 +35,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .atomic_files import atomic_write_text
+from .data.location import portable_path
 from .errors import ConfigError
 from .training.recipe import SHIP_STATE, Recipe, Stage, run_command_stage, run_train_stage, weights_sha256
 from .training.recipe import load_recipe as load_recipe_format
@@ -179,16 +180,6 @@ def base_record(recipe: Recipe, stage: Stage) -> dict | None:
         return {**out, "base_model": inner} if inner else out
     name = base["name"]  # a shipped name, or a model folder: named by its path in the working directory
     return {"name": portable_path(name) if "/" in name else name, "weights_sha256": base["weights_sha256"]}
-
-
-def portable_path(path) -> str:
-    """``path`` relative to the working directory when inside it, else its file name: no
-    machine's folders in a shipped record."""
-    path = Path(path)
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return path.name if path.is_absolute() else str(path)
 
 
 def ship_step(recipe: Recipe, to=None, progress: bool = True, log=print) -> dict:

@@ -42,6 +42,27 @@ DEFAULT_RELATIVE = Path("..") / "shared" / "data"
 SET_SUFFIXES = (".h5", ".hdf5")
 
 
+def portable_path(path: str | os.PathLike) -> str:
+    """``path`` for a record that travels with a model: no machine's folders in it.
+
+    Relative to the working directory when inside it; a relative path outside it as given; an
+    absolute path outside it by its file name only.
+
+    Examples
+    --------
+    >>> import os
+    >>> portable_path(os.path.join(os.getcwd(), "runs", "water"))
+    'runs/water'
+    >>> portable_path("../shared/data/water_pbe_def2svp_500K.h5")
+    '../shared/data/water_pbe_def2svp_500K.h5'
+    """
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path.name if path.is_absolute() else str(path)
+
+
 def checkout_root() -> Path | None:
     """The repository root when the package runs from a checkout, else ``None``.
 

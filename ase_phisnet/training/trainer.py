@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..atomic_files import atomic_write_bytes
 from ..basis import AOBasis
+from ..data.location import portable_path
 from ..errors import ConfigError, DatasetError, InputError, MissingFileError, TrainingDiverged
 from ..model import PhiSNet, PhiSNetConfig, build_model
 from ..model.io import save_model
@@ -438,7 +439,7 @@ class Trainer:
         cfg = self.config
         meta = {
             "reference": {k: self.dataset_meta.get(k) for k in ("method", "xc", "basis", "grids_level", "charge", "multiplicity", "pyscf_version", "source")},
-            "dataset": _as_given_or_relative(cfg.dataset),
+            "dataset": portable_path(cfg.dataset),
             "splits": {"seed": cfg.splits.seed, "n_train": len(self.splits["train"]), "n_val": len(self.splits["val"]), **self.splits},
             "training": {
                 "preset": self.model.config.preset,
@@ -456,17 +457,6 @@ class Trainer:
         }
         state = {k: v.to(torch.float64) if v.is_floating_point() else v for k, v in self.ema.state_dict().items()}
         return save_model(self.ema, directory, metadata=meta, state_dict=state)
-
-
-def _as_given_or_relative(path) -> str:
-    """``path`` as written, or relative to the working directory when absolute.
-
-    A model's provenance travels with the model; an absolute path names one machine only.
-    """
-    import os
-
-    path = str(path)
-    return os.path.relpath(path) if os.path.isabs(path) else path
 
 
 def _avg_neighbors(data: MatrixData, cutoff: float) -> float:
