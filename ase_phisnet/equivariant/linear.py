@@ -45,6 +45,15 @@ def _component_index(irreps: o3.Irreps) -> dict[int, torch.Tensor]:
     return {l: torch.cat(blocks) for l, blocks in out.items()}
 
 
+def _paths(irreps_in: o3.Irreps, irreps_out: o3.Irreps) -> list[tuple[int, int, int, int, float]]:
+    """The paths of e3nn's ``o3.Linear`` (its defaults): every pair of an input and an output irrep
+    of the same order and parity, as ``(i_in, i_out, mul_in, mul_out, path_weight)``, with
+    ``path_weight = 1/sqrt(fan_in)`` over every input channel that feeds output ``i_out``."""
+    pairs = [(i, j) for i, (_, ir_in) in enumerate(irreps_in) for j, (_, ir_out) in enumerate(irreps_out) if ir_in == ir_out]
+    fan_in = {j: sum(irreps_in[i].mul for i, k in pairs if k == j) for _, j in pairs}
+    return [(i, j, irreps_in[i].mul, irreps_out[j].mul, (fan_in[j] or 1) ** -0.5) for i, j in pairs]
+
+
 class EquivariantLinear(E3nnStateOnLoad):
     """``x -> W x`` between irreps (no biases), e3nn's ``o3.Linear`` as one product per order.
 
@@ -64,9 +73,10 @@ class EquivariantLinear(E3nnStateOnLoad):
         self.irreps_in, self.irreps_out = o3.Irreps(irreps_in), o3.Irreps(irreps_out)
         self.dim_in, self.dim_out = self.irreps_in.dim, self.irreps_out.dim  # plain ints in forward
         self._gathers: dict = {}  # row count -> flat gathers (see _row_gathers)
-        reference = o3.Linear(self.irreps_in, self.irreps_out)  # fixes the paths and their normalization
-        self.weight_numel = reference.weight_numel
-        self.weight = nn.Parameter(reference.weight.detach().clone().reshape(-1))  # e3nn's initialisation
+        paths = _paths(self.irreps_in, self.irreps_out)
+        self.weight_numel = sum(mul_in * mul_out for _, _, mul_in, mul_out, _ in paths)
+        # e3nn's initialisation: one standard normal draw of the flat vector (none when empty)
+        self.weight = nn.Parameter(torch.randn(self.weight_numel) if self.weight_numel else torch.empty(0))
 
         index_in, index_out = _component_index(self.irreps_in), _component_index(self.irreps_out)
         # channel offsets of each irrep within its order
@@ -86,12 +96,11 @@ class EquivariantLinear(E3nnStateOnLoad):
         gather_w = torch.zeros((n_orders, c_in, c_out), dtype=torch.long)
         scale = torch.zeros(n_orders, c_in, c_out, dtype=torch.float64)
         offset = 0
-        for ins in reference.instructions:
-            o = self.orders.index(self.irreps_in[ins.i_in].ir.l)
-            mul_in, mul_out = ins.path_shape
-            a, b = first["in", ins.i_in], first["out", ins.i_out]
+        for i_in, i_out, mul_in, mul_out, path_weight in paths:
+            o = self.orders.index(self.irreps_in[i_in].ir.l)
+            a, b = first["in", i_in], first["out", i_out]
             gather_w[o, a : a + mul_in, b : b + mul_out] = torch.arange(offset, offset + mul_in * mul_out).view(mul_in, mul_out)
-            scale[o, a : a + mul_in, b : b + mul_out] = ins.path_weight
+            scale[o, a : a + mul_in, b : b + mul_out] = path_weight
             offset += mul_in * mul_out
         # input: (order, component, c_in) positions in x; padding reads column 0, which meets
         # zero weights (padded channels) or lands in outputs nobody reads (padded components)

@@ -39,10 +39,11 @@ from .path_sum import PathSum
 
 def _e3nn_reference(irreps_1: o3.Irreps, irreps_2: o3.Irreps, lmax: int, mode: str, shared_weights: bool) -> o3.TensorProduct:
     """e3nn's tensor product over every path ``l1 x l2 -> L <= lmax`` into ``mul x 0e + ... + mul x lmax e``:
-    built once to read its paths, their normalization and its initial weights."""
+    built once to read its paths, their normalization and its initial weights. Its compiled forward
+    is never called, so e3nn's einsum optimization (most of its construction time) is skipped."""
     irreps_out = o3.Irreps([(irreps_1[0].mul, (L, 1)) for L in range(lmax + 1)])
     instructions = [(i1, i2, ir3.l, mode, True) for i1, (_, ir1) in enumerate(irreps_1) for i2, (_, ir2) in enumerate(irreps_2) for ir3 in ir1 * ir2 if ir3.l <= lmax]
-    return o3.TensorProduct(irreps_1, irreps_2, irreps_out, instructions, shared_weights=shared_weights, internal_weights=shared_weights)
+    return o3.TensorProduct(irreps_1, irreps_2, irreps_out, instructions, shared_weights=shared_weights, internal_weights=shared_weights, _optimize_einsums=False)
 
 
 def _component_major(irreps: o3.Irreps) -> torch.Tensor:
