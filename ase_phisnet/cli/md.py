@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("geometry", nargs="?", help="start geometry: molecule name or geometry file, as for `phisnet data sample` (a file's first structure); default: water")
     p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--model", default="water-pbe-def2svp", help="shipped model name or model folder (needs an H~core head)")
+    p.add_argument("--model", help="shipped model name or model folder (needs an H~core head); default: the shipped PBE model that covers the molecule's elements")
     p.add_argument("--ensemble", default="nve", choices=["nve", "nvt"], help="velocity Verlet or Langevin (default: nve)")
     p.add_argument("--temperature", type=float, default=300.0, help="initial velocities and bath, K (default 300)")
     p.add_argument("--timestep", type=float, default=0.25, help="fs (default 0.25)")
@@ -43,12 +43,13 @@ def run(args) -> int:
     from ..data.molecules import get_molecule
     from ..errors import InputError
     from ..md import run_md, run_md_replicas
+    from ..model.io import shipped_model_for
 
     if args.replicas < 1:
         raise InputError(f"--replicas must be a positive integer, got {args.replicas}")
     atoms = get_molecule(args.geometry or "water")
     md = dict(
-        model=args.model, ensemble=args.ensemble, temperature_K=args.temperature, timestep_fs=args.timestep, steps=args.steps,
+        model=args.model or shipped_model_for(atoms.numbers), ensemble=args.ensemble, temperature_K=args.temperature, timestep_fs=args.timestep, steps=args.steps,
         friction_per_fs=args.friction, interval=args.interval, seed=args.seed, progress=not args.no_progress,
     )  # fmt: skip
     if args.replicas == 1:

@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("geometry", nargs="?", help="start geometry: molecule name or geometry file, as for `phisnet data sample` (a file's first structure); default: a distorted water")
     p.add_argument("-o", "--output", required=True, help="output folder (minima, BFGS logs and trajectories, comparison.json)")
-    p.add_argument("--model", default="water-pbe-def2svp", help="shipped model name or model folder")
+    p.add_argument("--model", help="shipped model name or model folder (needs an H~core head); default: the shipped PBE model that covers the molecule's elements")
     p.add_argument("--fmax", type=float, default=0.01, help="force convergence, eV/Å (default 0.01)")
     p.set_defaults(func=run)
 
@@ -37,9 +37,11 @@ def distorted_water():
 def run(args) -> int:
 
     from ..data.molecules import get_molecule
+    from ..model.io import shipped_model_for
     from ..optimize import compare_minima
 
     start = get_molecule(args.geometry) if args.geometry else distorted_water()
+    args.model = args.model or shipped_model_for(start.numbers)
     result = compare_minima(start, model=args.model, fmax=args.fmax, output=args.output)
     Path(args.output, "comparison.json").write_text(json.dumps(result, indent=2) + "\n")
     sym = result["symbols"]

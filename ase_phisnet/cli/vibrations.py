@@ -25,17 +25,19 @@ def add_parser(sub) -> None:
     )
     p.add_argument("geometry", nargs="?", help="start geometry: molecule name or geometry file, as for `phisnet data sample` (a file's first structure); default: a distorted water")
     p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--model", default="water-pbe-def2svp", help="shipped model name or model folder")
+    p.add_argument("--model", help="shipped model name or model folder (needs an H~core head); default: the shipped PBE model that covers the molecule's elements")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
 
     from ..data.molecules import get_molecule
+    from ..model.io import shipped_model_for
     from ..vibrations import compare_vibrations
     from .optimize import distorted_water
 
     start = get_molecule(args.geometry) if args.geometry else distorted_water()
+    args.model = args.model or shipped_model_for(start.numbers)
     result = compare_vibrations(start, model=args.model, output=args.output)
     Path(args.output, "vibrations.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"harmonic frequencies, model {args.model} vs PySCF analytic Hessian")

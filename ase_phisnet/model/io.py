@@ -65,6 +65,48 @@ def shipped_models(fmt: str = FORMAT) -> list[str]:
     return names
 
 
+def shipped_model_for(numbers) -> str:
+    """The shipped PBE Hamiltonian model, with energies and forces, for a molecule's elements.
+
+    Of the shipped models whose reference is PBE and that have an H~core head (energies and
+    forces), those whose elements cover ``numbers``; of these, the one with the fewest other
+    elements (then the first by name). The commands that take ``--model`` use it when none is given.
+
+    Parameters
+    ----------
+    numbers : sequence of int
+        Atomic numbers of the molecule.
+
+    Raises
+    ------
+    InputError
+        No shipped model covers the elements; the message lists the shipped models and theirs.
+
+    Examples
+    --------
+    >>> shipped_model_for([8, 1, 1])
+    'water-pbe-def2svp'
+    """
+    from ase.data import chemical_symbols
+
+    from ..errors import InputError
+
+    wanted = {int(z) for z in numbers}
+    covering, offered = [], []
+    for name in shipped_models():
+        config = json.loads((SHIPPED / name / CONFIG).read_text())
+        elements = set(config["model"]["elements"])
+        if config.get("metadata", {}).get("reference", {}).get("xc") != "pbe" or "hcore" not in config["model"]["heads"]:
+            continue
+        offered.append(f"{name} ({', '.join(chemical_symbols[z] for z in sorted(elements))})")
+        if wanted <= elements:
+            covering.append((len(elements - wanted), name))
+    if not covering:
+        symbols = ", ".join(chemical_symbols[z] for z in sorted(wanted))
+        raise InputError(f"no shipped model covers the elements {symbols}; the shipped PBE models with energies and forces are: {'; '.join(offered) or 'none'} (or give --model FOLDER, a model you trained)")
+    return min(covering)[1]
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -30,3 +30,14 @@ def test_input_errors_are_also_ase_input_errors_and_value_errors():
     from ase.calculators.calculator import InputError as AseInputError
 
     assert issubclass(InputError, PhiSNetError) and issubclass(InputError, AseInputError) and issubclass(InputError, ValueError)
+
+
+@pytest.mark.parametrize("command", ["md", "optimize", "vibrations"])
+def test_without_model_the_shipped_one_for_the_elements_is_chosen_or_the_shipped_ones_named(command, capsys, tmp_path):
+    from ase_phisnet.model.io import shipped_model_for
+
+    assert shipped_model_for([1, 8, 1]) == "water-pbe-def2svp"  # not the CCSD(T) model, which also covers H, O
+    assert cli_main.main([command, "ethanol", "-o", str(tmp_path / command)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"phisnet {command}: error: no shipped model covers the elements H, C, O;") and "water-pbe-def2svp (H, O)" in err
+    assert not (tmp_path / command).exists()  # refused before anything was written
