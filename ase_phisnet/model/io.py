@@ -103,7 +103,8 @@ def shipped_model_for(numbers) -> str:
             covering.append((len(elements - wanted), name))
     if not covering:
         symbols = ", ".join(chemical_symbols[z] for z in sorted(wanted))
-        raise InputError(f"no shipped model covers the elements {symbols}; the shipped PBE models with energies and forces are: {'; '.join(offered) or 'none'} (or give --model FOLDER, a model you trained)")
+        shipped = "; ".join(offered) or "none"
+        raise InputError(f"no shipped model covers the elements {symbols}; the shipped PBE models with energies and forces are: {shipped} (or give --model FOLDER, a model you trained)")
     return min(covering)[1]
 
 
