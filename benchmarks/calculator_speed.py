@@ -290,7 +290,8 @@ def _native_parts(calc, frame: Atoms, device: str = "cpu") -> tuple[dict, np.nda
     with t["electronic"]:
         state = closed_shell_energy(F, at.overlap, H_head + at.core if core_baseline else H_head, integrals.n_occ)
         E_nn, dE_dR = nuclear_repulsion_and_gradient(integrals.numbers, R)
-        energy = E_nn + state.energy_electronic + model.atomic_energy(numbers)
+        correction = float(outputs["energy_correction"][0]) if "energy_correction" in outputs else 0.0  # a learned energy correction
+        energy = E_nn + state.energy_electronic + model.atomic_energy(numbers) + correction
     with Timer(device) as integrals_backward:
         dE_dR += at.gradient(state.dE_dS, state.dE_dH if core_baseline else None)
     with t["backward"]:
@@ -298,6 +299,8 @@ def _native_parts(calc, frame: Atoms, device: str = "cpu") -> tuple[dict, np.nda
         to_irreps = np.ix_(basis.perm_to_irreps(numbers), basis.perm_to_irreps(numbers))
         bars["fock"][0, :n, :n] = state.dE_dF[to_irreps]
         bars["hcore"][0, :n, :n] = state.dE_dH[to_irreps]
+        if "energy_correction" in bars:
+            bars["energy_correction"][0] = 1.0
         grad = dE_dR + network.backward_arrays([bars[h] for h in network.output_names], len(numbers))
     with t["properties"]:
         integrals.mol.set_geom_(R, unit="Bohr", symmetry=False)
@@ -331,6 +334,7 @@ def _torch_parts(calc, frame: Atoms, device: str = "cpu") -> tuple[dict, np.ndar
     with t["forward"]:
         outputs = (calc.network or model)(graph)  # a predicted overlap runs the native engine through torch
         F_net, H_net = (model.basis.to_pyscf_order(outputs[h][0, :n_ao, :n_ao], numbers).to(torch.float64) for h in ("fock", "hcore"))
+        E_corr = outputs["energy_correction"][0].to(torch.float64) if "energy_correction" in outputs else None  # a learned energy correction
     R_int = R.detach().requires_grad_(True)
     with Timer(device) as integrals_forward:
         S = integrals.overlap(R_int)
@@ -346,7 +350,11 @@ def _torch_parts(calc, frame: Atoms, device: str = "cpu") -> tuple[dict, np.ndar
     with Timer(device) as integrals_backward:
         (gR_int,) = torch.autograd.grad([S] + ([h] if h is not None else []), R_int, [gS] + gh)
     with t["backward"]:
-        (gR_net,) = torch.autograd.grad([F_net, H_net], R, [gF, gH])
+        heads, bars = [F_net, H_net], [gF, gH]
+        if E_corr is not None:
+            heads.append(E_corr)
+            bars.append(torch.ones_like(E_corr))
+        (gR_net,) = torch.autograd.grad(heads, R, bars)
     with t["properties"]:
         P_np, S_np = P.detach().cpu().double().numpy(), S.detach().cpu().double().numpy()
         integrals.mol.set_geom_(frame.positions / BOHR, unit="Bohr", symmetry=False)
@@ -354,7 +362,8 @@ def _torch_parts(calc, frame: Atoms, device: str = "cpu") -> tuple[dict, np.ndar
         mulliken_charges(integrals.mol, P_np, S_np)
     t["integrals"].s = integrals_forward.s + integrals_backward.s
     forces = -(gR_nn + gR_int + gR_net).detach().cpu().double().numpy() * HARTREE / BOHR
-    return {p: timer.s for p, timer in t.items()}, forces, float(E.detach()) * HARTREE
+    energy = float(E.detach()) + (float(E_corr.detach()) if E_corr is not None else 0.0)
+    return {p: timer.s for p, timer in t.items()}, forces, energy * HARTREE
 
 
 def step_breakdown(calc, frames: list[Atoms], device: str = "cpu", repeats: int = 3) -> dict:
