@@ -6,6 +6,7 @@ The reference-data folder comes from :func:`ase_phisnet.data.location.reference_
 run under CI (environment ``CI=true``), so the data tests never pass by skipping there.
 """
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import torch
 from ase_phisnet.data.location import ENV_VAR, reference_data_dir
 
 SHARED_DATA = reference_data_dir(must_exist=False)
+MODEL_CARD_GENERATOR = Path(__file__).resolve().parents[1] / "docs" / "make_model_cards.py"
 WATER_H5 = SHARED_DATA / "water_pbe_def2svp_500K.h5"
 ETHANOL_H5 = SHARED_DATA / "ethanol_pbe_def2svp_500K.h5"
 
@@ -45,6 +47,14 @@ def require_reference(path, *, strict=None) -> Path:
     if in_ci() if strict is None else strict:
         pytest.fail(message)
     pytest.skip(message)
+
+
+def load_card_generator():
+    """``docs/make_model_cards.py`` as a module (it is a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("make_model_cards", MODEL_CARD_GENERATOR)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

@@ -9,12 +9,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shlex
 from pathlib import Path
 
 import pytest
+
+from .conftest import load_card_generator
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -28,15 +29,8 @@ TOP_DIRS = ("ase_phisnet/", "training/", "tests/", "benchmarks/", "md_runs/", "d
 pytestmark = pytest.mark.fast
 
 
-def _load_generator():
-    spec = importlib.util.spec_from_file_location("make_model_cards", DOCS / "make_model_cards.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_model_cards_are_generated_from_the_shipped_metadata():
-    generator = _load_generator()
+    generator = load_card_generator()
     expected = generator.expected()
     stale = [str(p.relative_to(ROOT)) for p, text in expected.items() if not p.exists() or p.read_text() != text]
     assert not stale, f"model cards differ from their metadata: {stale}; run python docs/make_model_cards.py"

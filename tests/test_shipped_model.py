@@ -1,7 +1,6 @@
 """The shipped water model: loadable by name, and `phisnet evaluate` reproduces its recorded
 test-split figures (the ones its model card quotes)."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import pytest
 
 import ase_phisnet
 
-from .conftest import WATER_H5
+from .conftest import WATER_H5, load_card_generator
 
 CARD = Path(__file__).resolve().parents[1] / "docs" / "models" / "water-pbe-def2svp.md"
 
@@ -43,9 +42,7 @@ def test_evaluate_reproduces_the_recorded_test_metrics(tmp_path):
     for key in ("h_mae_uEh", "eps_mae_uEh", "psi_percent", "energy_mae_meV", "forces_mae_meV_per_A"):
         assert got[key] == pytest.approx(recorded[key], rel=1e-6), key
     # the model card quotes these figures, written as its generator writes numbers
-    spec = importlib.util.spec_from_file_location("make_model_cards", CARD.parents[1] / "make_model_cards.py")
-    cards = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cards)
+    cards = load_card_generator()
     text = CARD.read_text()
     for key in ("h_mae_uEh", "eps_mae_uEh", "energy_mae_meV", "forces_mae_meV_per_A"):
         assert f"| {cards.number(recorded[key])} |" in text, key

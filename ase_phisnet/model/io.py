@@ -94,7 +94,7 @@ def shipped_model_for(numbers) -> str:
     wanted = {int(z) for z in numbers}
     covering, offered = [], []
     for name in shipped_models():
-        config = json.loads((SHIPPED / name / CONFIG).read_text())
+        config = read_config(SHIPPED / name)
         elements = set(config["model"]["elements"])
         if config.get("metadata", {}).get("reference", {}).get("xc") != "pbe" or "hcore" not in config["model"]["heads"]:
             continue
