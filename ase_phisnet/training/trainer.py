@@ -236,10 +236,14 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def _ema_update(self):
+        """Move the weight average towards the weights; frozen weights are left as they are (the
+        average of a constant is that constant, where ``e * d + p * (1 - d)`` would drift by
+        rounding)."""
         decay = min(self.config.optimizer.ema_decay, (1 + self.step) / (10 + self.step))
         with torch.no_grad():
             for e, p in zip(self.ema.parameters(), self.model.parameters()):
-                e.mul_(decay).add_(p.detach(), alpha=1 - decay)
+                if p.requires_grad:
+                    e.mul_(decay).add_(p.detach(), alpha=1 - decay)
 
     def _warm_up(self):
         """Linear learning-rate ramp over ``optimizer.warmup_steps`` (step-based, so a resumed
