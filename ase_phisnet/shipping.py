@@ -80,7 +80,24 @@ def ship_hamiltonian_model(model_dir, to, dataset, *, fit_atomic_energies: bool 
     if "training_range" not in metadata:  # models exported before the record existed
         train = select_split(model, frames, "train")
         metadata["training_range"] = {"pair_distance_A": pair_distance_range([f["numbers"] for f in train], [f["positions"] for f in train])}
-    return save_model(model, to, metadata=metadata), result
+    return save_model(model, to, metadata=metadata, state_dict=_as_trained(model)), result
+
+
+def _as_trained(model) -> dict:
+    """The weights in the dtype they were trained in, where that loses nothing.
+
+    A model is evaluated in float64 whatever it was trained in; weights trained in float32 are
+    stored as float32 again (half the file, the same numbers), and any other model as it is.
+    """
+    import torch
+
+    weights = model.state_dict()
+    if model.metadata.get("training", {}).get("dtype") != "float32":
+        return weights
+    narrow = {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in weights.items()}
+    if all(torch.equal(narrow[k].to(v.dtype), v) for k, v in weights.items()):
+        return narrow
+    return weights
 
 
 def ship_density_model(model_dir, to, dataset, *, frames: int | None = None, keep_frames: int = 5, one_step: bool = True, provenance: dict | None = None, progress: bool = True) -> tuple[Path, dict]:

@@ -120,3 +120,30 @@ def test_replica_throughput_runs(capsys):
     (row,) = result["rows"]
     assert set(row["per_structure_ms"]) == {1, 3} and all(v > 0 for v in row["per_structure_ms"].values())
     assert "| water |" in capsys.readouterr().out
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, SCRIPT.parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_force_error_tail_marks_frames_outside_the_training_range():
+    tail = _load("force_error_tail")
+    pair_range = {"1-8": [0.9, 1.1], "1-1": [1.4, 1.7]}
+    inside = {"numbers": [8, 1, 1], "positions": [[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]]}
+    stretched = {"numbers": [8, 1, 1], "positions": [[0, 0, 0], [1.2, 0, 0], [-0.24, 0.93, 0]]}
+    carbon = {"numbers": [6, 1], "positions": [[0, 0, 0], [1.0, 0, 0]]}  # no 1-6 pair in the range
+    assert tail.outside_range([inside, stretched, carbon], pair_range).tolist() == [False, True, True]
+
+
+def test_force_error_tail_runs_on_the_shipped_model(tmp_path, capsys):
+    require_reference(WATER_H5)
+    tail = _load("force_error_tail")
+    out = tmp_path / "tail.json"
+    result = tail.main(["--dataset", str(WATER_H5), "--split", "val", "--max-frames", "4", "--json", str(out), "--no-progress"])
+    assert result["n_frames"] == 4 and json.loads(out.read_text())["n_frames"] == 4
+    assert 0 < result["worst_tenth_share"] <= 1 and 0 <= result["outside_range_share"] <= 1
+    assert result["forces_median_meV_per_A"] > 0 and len(result["worst"]) == 4
+    assert "outside the training range" in capsys.readouterr().out

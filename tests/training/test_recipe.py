@@ -142,6 +142,21 @@ def test_a_stage_from_a_model_records_it_as_the_base(tmp_path):
     assert provenance(recipe)["training"]["stages"][0]["steps"] == 2
 
 
+def test_a_model_trained_in_float32_ships_in_float32(tmp_path):
+    require_reference(WATER_H5)
+    from pathlib import Path
+
+    defaults = {**MINI["train_defaults"], "dtype": "float32"}
+    stage = {"name": "fock", "note": "F~ from scratch", "train": {"loss": {"fock": 1.0}, "max_steps": 2}}
+    path = write_recipe(tmp_path, "f32", recipe={**MINI, "train_defaults": defaults, "stages": [stage]})
+    shipped = run_recipe(load_recipe(path), progress=False, log=lambda line: None)
+    stored = load_file(str(Path(shipped["path"]) / "model.safetensors"))
+    best = load_file(str(tmp_path / "f32" / "fock" / "best" / "model.safetensors"))
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float32}
+    assert stored.keys() == best.keys() and all(torch.equal(stored[k], best[k]) for k in best)
+    assert load_model(shipped["path"]).metadata["test_metrics"]["n_frames"] == 3
+
+
 def test_density_recipe_on_a_backbone_stage(tmp_path):
     require_reference(WATER_H5)
     from ase_phisnet.density.model import load_density_model
@@ -212,7 +227,7 @@ def test_cli_refuses_single_run_options_for_a_recipe(tmp_path, capsys):
     assert "--max-steps cannot be used here: a recipe sets these per stage" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["water-pbe-def2svp", "water-ccsdt-def2svp", "water-density-etb"])
+@pytest.mark.parametrize("name", ["water-fock-48x3", "water-pbe-48x3", "water-pbe-def2svp", "water-ccsdt-def2svp", "water-density-etb"])
 def test_shipped_recipes_parse(name):
     from pathlib import Path
 
