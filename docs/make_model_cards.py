@@ -30,6 +30,7 @@ UNITS = [
     ("_meV", "meV"),
     ("_percent", "%"),
     ("_s", "s"),
+    ("_D", "D"),
 ]
 
 #: Metadata keys a card renders in its own sections.
@@ -141,12 +142,41 @@ def training_lines(training: dict) -> list[str]:
     return lines + generic(rest)
 
 
+def base_model_lines(base: dict | None) -> list[str]:
+    """"Starts from" for the model's base and, while the base is a model folder committed to the
+    repository (``training/checkpoints/NAME``), for the model that one started from: each with
+    what its own ``config.json`` records (note, recipe, stages or last run)."""
+    lines, seen = [], set()
+    while base and base.get("name") not in seen:
+        name = str(base.get("name"))
+        seen.add(name)
+        lines.append(f"- Starts from: `{name}` (weights SHA-256 `{str(base.get('weights_sha256', ''))[:16]}...`)" + (f"; {base['note']}" if base.get("note") else ""))
+        config = ROOT / name / "config.json"
+        if not config.is_file():
+            break
+        theirs = json.loads(config.read_text()).get("metadata", {})
+        training = theirs.get("training", {})
+        if theirs.get("note"):
+            lines.append(f"  - What it is: {theirs['note']}")
+        if training.get("recipe"):
+            lines.append(f"  - Made by `phisnet train {training['recipe']} --no-ship`")
+        stages = training.get("stages")
+        if isinstance(stages, list) and stages:
+            for s in stages:
+                lines.append(f"  - Stage `{s.get('stage')}`: {number(s.get('steps', ''))} steps, {number(s.get('wall_time_s', ''))} s ({s.get('hardware', '')})")
+        elif "steps" in training and "wall_time_s" in training:
+            lines.append(f"  - Its last run: {number(training['steps'])} steps, {number(training['wall_time_s'])} s ({training.get('hardware', '')})")
+        base = theirs.get("base_model")
+    return lines
+
+
 def stages_table(stages: list) -> list[str]:
-    rows = ["| # | stage | what | steps | wall time (s) | threads |", "|---|---|---|---|---|---|"]
+    rows = ["| # | stage | what | steps | wall time (s) | hardware |", "|---|---|---|---|---|---|"]
     for i, s in enumerate(stages, 1):
         label = s.get("stage") or s.get("config") or (f"model {s['model']}" if s.get("model") else "")
+        hardware = s.get("hardware") or (f"threads: {s['threads']}" if s.get("threads") else "")
         rows.append(f"| {i} | `{label}` | {s.get('what', '')} | {number(s.get('steps', ''))} | "
-                    f"{number(s.get('wall_time_s', ''))} | {s.get('threads', '')} |")
+                    f"{number(s.get('wall_time_s', ''))} | {hardware} |")
     total_steps = sum(s.get("steps", 0) for s in stages if isinstance(s.get("steps"), int))
     total_wall = sum(s.get("wall_time_s", 0) for s in stages if isinstance(s.get("wall_time_s"), (int, float)))
     rows.append(f"| | total | | {number(total_steps)} | {number(total_wall)} | |")
@@ -225,9 +255,7 @@ def card(folder: Path) -> str:
     training = meta.get("training", {})
     if training:
         out += ["## Training", ""]
-        if meta.get("base_model"):
-            b = meta["base_model"]
-            out.append(f"- Starts from: `{b.get('name')}` (weights SHA-256 `{str(b.get('weights_sha256', ''))[:16]}...`)" + (f"; {b['note']}" if b.get("note") else ""))
+        out += base_model_lines(meta.get("base_model"))
         out += training_lines(training)
         stages = training.get("stages")
         if isinstance(stages, list) and stages:
