@@ -82,3 +82,16 @@ def build_mol(numbers, positions, basis: str = "def2-svp", charge: int = 0, mult
     kwargs.setdefault("verbose", 0)
     atom = [[chemical_symbols[z], tuple(p)] for z, p in zip(numbers, positions / BOHR)]
     return gto.M(atom=atom, basis=basis, charge=int(charge), spin=int(multiplicity) - 1, unit="Bohr", cart=False, **kwargs)
+
+
+def one_electron_matrices(mol) -> dict[str, np.ndarray]:
+    """The matrices that follow from the geometry alone, as a reference frame stores them.
+
+    ``overlap`` is ``int1e_ovlp``; ``hcore`` is PySCF's core Hamiltonian
+    (:func:`pyscf.scf.hf.get_hcore`: kinetic + nuclear attraction, plus the ECP where the basis
+    has one), Hartree, (nao, nao) in PySCF's AO order. The labelling and the import of sets that
+    do not store them both use this.
+    """
+    from pyscf.scf import hf
+
+    return {"overlap": mol.intor("int1e_ovlp"), "hcore": np.asarray(hf.get_hcore(mol))}

@@ -6,6 +6,13 @@ layout: one dataset per frame key, the frame axis first (``numbers`` once, shape
 attributes ``xc``, ``basis``, ``grids_level``, ``conv_tol``, ``pyscf_version`` (and ``units``,
 ``ao_order``, ``source``). Row ``i`` becomes frame ``i``. The file is read in place, never copied.
 
+A set may leave out the matrices that follow from the geometry, naming them in its
+``not_stored`` attribute (``"hcore,overlap"``): they are computed from PySCF's integrals
+(:func:`~ase_phisnet.molecule.one_electron_matrices`; positions Å, the set's basis, spherical
+AOs, its charge). Nothing else is ever computed: a Fock matrix, energy or forces that a set
+lacks is an error. An optional ``source_index`` (each row's frame in the sampled trajectory)
+is kept in the dataset's metadata.
+
 Examples
 --------
 >>> from ase_phisnet.data import import_h5
@@ -26,6 +33,10 @@ from .store import AO_ORDER, FRAME_KEYS, UNITS, FrameStore, make_meta
 
 #: File attributes an HDF5 set must have.
 REQUIRED_ATTRS = ("xc", "basis", "grids_level", "conv_tol")
+#: Keys a set may leave out (named in its ``not_stored`` attribute): they follow from the geometry.
+FROM_GEOMETRY = ("overlap", "hcore")
+#: Keys a set may have beside the frame keys.
+OPTIONAL_KEYS = ("source_index",)
 
 
 def _attr(value):
@@ -42,7 +53,8 @@ def read_h5(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
     Returns
     -------
     arrays : dict
-        The keys of :data:`~ase_phisnet.data.store.FRAME_KEYS`, ``numbers`` as (n, natm).
+        The keys of :data:`~ase_phisnet.data.store.FRAME_KEYS`, ``numbers`` as (n, natm), those
+        of ``not_stored`` computed from the geometry; ``source_index`` where the set has it.
     attrs : dict
         The file attributes, as Python values.
 
@@ -61,8 +73,15 @@ def read_h5(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
         raise ImportFormatError(f"{path} is not a readable HDF5 file ({err})") from None
     with fh:
         keys = set(fh.keys())
-        missing = [k for k in FRAME_KEYS if k not in keys]
-        unknown = sorted(keys - set(FRAME_KEYS))
+        attrs = {k: _attr(v) for k, v in fh.attrs.items()}
+        not_stored = _not_stored(attrs)
+        bad = [k for k in not_stored if k not in FROM_GEOMETRY]
+        if bad:
+            raise ImportFormatError(
+                f"{path}: not_stored names {', '.join(bad)}; only {', '.join(FROM_GEOMETRY)} follow from the geometry and can be computed"
+            )
+        missing = [k for k in FRAME_KEYS if k not in keys and k not in not_stored]
+        unknown = sorted(keys - set(FRAME_KEYS) - set(OPTIONAL_KEYS))
         if missing or unknown:
             raise ImportFormatError(
                 f"{path} does not have the reference-set layout: "
@@ -70,17 +89,19 @@ def read_h5(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
                 + (f"unknown keys: {', '.join(unknown)}; " if unknown else "")
                 + f"expected exactly: {', '.join(FRAME_KEYS)}"
             )
-        attrs = {k: _attr(v) for k, v in fh.attrs.items()}
         missing_attrs = [a for a in REQUIRED_ATTRS if a not in attrs]
         if missing_attrs:
             raise ImportFormatError(
                 f"{path} lacks the file attribute(s) {', '.join(missing_attrs)}; required: {', '.join(REQUIRED_ATTRS)}"
             )
-        arrays = {k: fh[k][()] for k in FRAME_KEYS}
+        arrays = {k: fh[k][()] for k in (*FRAME_KEYS, *OPTIONAL_KEYS) if k in keys}
     n = len(arrays["energy"])
     numbers = np.asarray(arrays["numbers"])
     if numbers.ndim == 1:
         arrays["numbers"] = np.broadcast_to(numbers, (n, len(numbers)))
+    computed = [k for k in FROM_GEOMETRY if k not in arrays]
+    if computed:
+        arrays.update(_from_geometry(arrays["numbers"], arrays["positions"], attrs, computed))
     for key, value in arrays.items():
         if np.ndim(value) == 0 or len(value) != n:
             raise ImportFormatError(f"{path}: key {key!r} has shape {np.shape(value)}, expected {n} frames along the first axis")
@@ -88,6 +109,24 @@ def read_h5(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
         if attr in attrs and attrs[attr] != expected:
             raise ImportFormatError(f"{path}: {attr} {attrs[attr]!r} is not the supported {expected!r}")
     return arrays, attrs
+
+
+def _not_stored(attrs: dict) -> list[str]:
+    """The keys a set's ``not_stored`` attribute names (``"hcore,overlap"`` -> ``["hcore", "overlap"]``)."""
+    return sorted(k for k in str(attrs.get("not_stored", "")).replace(" ", "").split(",") if k)
+
+
+def _from_geometry(numbers, positions, attrs: dict, keys: list[str]) -> dict[str, np.ndarray]:
+    """The matrices ``keys`` of every row, from PySCF's integrals at the row's geometry (Å)."""
+    from ..molecule import build_mol, one_electron_matrices
+
+    out = {k: [] for k in keys}
+    for z, pos in zip(numbers, positions):
+        mol = build_mol(z, pos, basis=attrs["basis"], charge=int(attrs.get("charge", 0)), multiplicity=int(attrs.get("multiplicity", 1)))
+        matrices = one_electron_matrices(mol)
+        for k in keys:
+            out[k].append(matrices[k])
+    return {k: np.stack(v) for k, v in out.items()}
 
 
 def import_h5(
@@ -138,6 +177,8 @@ def import_h5(
         source=h5_path.name,
         source_sha256=file_sha256(h5_path),
         geometry_source=str(attrs.get("source", "")),
+        **({"computed_from_geometry": _not_stored(attrs)} if _not_stored(attrs) else {}),
+        **({"source_index": [int(i) for i in arrays["source_index"]]} if "source_index" in arrays else {}),
     )
     store = FrameStore.create(dataset_path, meta)
     try:

@@ -46,6 +46,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError, LabelError
+from ..molecule import one_electron_matrices
 from .store import FrameStore, make_meta
 
 #: Reference methods: restricted Kohn–Sham DFT, restricted Hartree–Fock, and CCSD(T) energies
@@ -212,8 +213,7 @@ def label_frame(
         "energy": np.float64(energy),
         "forces": forces,
         "fock": np.asarray(mf.get_fock()),
-        "overlap": mol.intor("int1e_ovlp"),
-        "hcore": np.asarray(mf.get_hcore()),
+        **one_electron_matrices(mol),
         "mo_energy": np.asarray(mf.mo_energy),
         "dipole": np.asarray(mf.dip_moment(unit="Debye", verbose=0)),
         "converged": np.bool_(converged),

@@ -107,3 +107,54 @@ def test_import_bad_layouts(tmp_path, cli):
     rc, out, err = cli("data", "import", tmp_path / "nope.h5", tmp_path / "e")
     assert rc == 2 and "does not exist" in err
     assert not any((tmp_path / x).exists() for x in "abcde")
+
+
+def _water_rows_without(path, rows, not_stored="hcore,overlap", drop=("overlap", "hcore")):
+    """Rows of the shared water set written as a set that leaves out ``drop``."""
+    with h5py.File(need(WATER_H5), "r") as src, h5py.File(path, "w") as dst:
+        for key in FRAME_KEYS:
+            if key not in drop:
+                dst[key] = src[key][()] if key == "numbers" else src[key][rows]
+        dst["source_index"] = np.array(rows) + 100
+        dst.attrs.update({k: v for k, v in src.attrs.items()})
+        if not_stored is not None:
+            dst.attrs["not_stored"] = not_stored
+        return {k: src[k][rows] for k in drop}
+
+
+def test_a_set_without_overlap_and_hcore_gets_them_from_the_geometry(tmp_path):
+    from ase_phisnet.training.data import load_frames
+
+    rows = [3, 700, 2100]
+    stored = _water_rows_without(tmp_path / "lean.h5", rows)
+    store = FrameStore.open(import_h5(tmp_path / "lean.h5", tmp_path / "lean", progress=False).path)
+    assert store.meta["computed_from_geometry"] == ["hcore", "overlap"] and store.meta["source_index"] == [103, 800, 2200]
+    frames, _ = load_frames(tmp_path / "lean.h5")  # training reads the file in place the same way
+    for n in range(len(rows)):
+        for key in ("overlap", "hcore"):
+            imported = store.read(n)[key]
+            # the shared set was labelled with PySCF's Å -> Bohr factor, the package uses ASE's
+            # (they differ in the tenth digit): the matrices agree to 1e-7, not bit for bit
+            assert np.abs(imported - stored[key][n]).max() < 1e-7, key
+            assert np.abs(imported).max() > 0.5
+            np.testing.assert_array_equal(frames[n][key], imported)
+        np.testing.assert_array_equal(store.read(n)["fock"], frames[n]["fock"])
+
+
+def test_only_the_matrices_of_the_geometry_may_be_left_out(tmp_path):
+    _water_rows_without(tmp_path / "fock.h5", [0], not_stored="fock", drop=("fock",))
+    with pytest.raises(ImportFormatError, match="not_stored names fock; only overlap, hcore follow from the geometry"):
+        import_h5(tmp_path / "fock.h5", tmp_path / "a", progress=False)
+    _water_rows_without(tmp_path / "undeclared.h5", [0], not_stored=None)
+    with pytest.raises(ImportFormatError, match="missing keys: overlap, hcore"):
+        import_h5(tmp_path / "undeclared.h5", tmp_path / "b", progress=False)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_the_second_ethanol_set_reads_with_its_computed_matrices():
+    from ase_phisnet.data.importer import read_h5
+
+    arrays, attrs = read_h5(need(ETHANOL_H5.with_name("ethanol_pbe_def2svp_500K_b.h5")))
+    assert attrs["not_stored"] == "hcore,overlap" and arrays["overlap"].shape == arrays["fock"].shape == (513, 72, 72)
+    assert np.allclose(np.diagonal(arrays["overlap"], axis1=1, axis2=2), 1.0)  # normalised contracted AOs
+    assert np.all(np.linalg.eigvalsh(arrays["hcore"][:3])[:, 0] < -10)  # C and O 1s: deeply bound
