@@ -72,7 +72,7 @@ def ship_hamiltonian_model(model_dir, to, dataset, *, fit_atomic_energies: bool 
         result.update(energy_force_metrics(model, test, progress=progress))
     metadata = _with_provenance(dict(model.metadata), provenance)
     metadata["test_metrics"] = {k: v for k, v in result.items() if k != "per_frame_h_mae_uEh"}
-    metadata["test_metrics"]["dataset"] = Path(dataset).name
+    metadata["test_metrics"]["dataset"] = " + ".join(Path(d).name for d in dataset) if isinstance(dataset, (list, tuple)) else Path(dataset).name
     for key, path in (attach or {}).items():
         if key in metadata:
             raise ConfigError(f"attach: metadata key {key!r} exists already; choose a new key")

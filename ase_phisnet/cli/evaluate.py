@@ -28,7 +28,7 @@ def add_parser(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", help="shipped model name or model folder")
-    p.add_argument("dataset", help="dataset folder or reference .h5 file")
+    p.add_argument("dataset", nargs="+", help="dataset folder or reference .h5 file; several, in the order the model was trained on them, are read as one set")
     p.add_argument("--split", default="test", choices=["test", "val", "train", "all"], help="frames to evaluate (default: test)")
     p.add_argument("--max-frames", type=int, help="evaluate only the first N frames of the split")
     p.add_argument("--json", dest="json_out", help="write the metrics as JSON here")
@@ -43,7 +43,7 @@ def run(args) -> int:
     from ..training.data import load_frames
 
     model = load_model(args.model)
-    frames, _ = load_frames(args.dataset)
+    frames, _ = load_frames(args.dataset if len(args.dataset) > 1 else args.dataset[0])
     frames = select_split(model, frames, args.split)
     if args.max_frames:
         frames = frames[: args.max_frames]
@@ -51,7 +51,7 @@ def run(args) -> int:
     if "hcore" in model.config.heads and "energy" in frames[0]:
         result.update(energy_force_metrics(model, frames, progress=not args.no_progress))
     summary = {k: v for k, v in result.items() if k != "per_frame_h_mae_uEh"}
-    summary.update({"model": str(args.model), "dataset": str(args.dataset), "split": args.split})
+    summary.update({"model": str(args.model), "dataset": " + ".join(str(d) for d in args.dataset), "split": args.split})
     table = markdown_table(result, label=Path(str(args.model)).name, split=args.split)
     print(json.dumps(summary, indent=2))
     print()

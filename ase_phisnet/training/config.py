@@ -4,7 +4,7 @@ A model trained in several runs has a recipe (:mod:`.recipe`) whose train stages
 configs inline. Example, a single run::
 
     name: water-pbe-def2svp
-    dataset: ../shared/data/water_pbe_def2svp_500K.h5   # dataset folder or reference .h5
+    dataset: ../shared/data/water_pbe_def2svp_500K.h5   # dataset folder or reference .h5 (or a list: their union)
     splits: {n_train: 500, n_val: 500, seed: 0}          # the rest is the test split
     model: {preset: small}                               # plus any PhiSNetConfig field
     loss: {fock: 1.0}                                    # weight of (MSE + MAE) per matrix
@@ -102,7 +102,7 @@ class TrainConfig:
     """Everything a training run needs; see the module docstring for the YAML form."""
 
     name: str
-    dataset: str
+    dataset: str | list
     output: str
     splits: SplitConfig = field(default_factory=SplitConfig)
     model: dict = field(default_factory=lambda: {"preset": "small"})
@@ -136,6 +136,8 @@ class TrainConfig:
             self.splits = _build(SplitConfig, self.splits, "splits")
         if isinstance(self.optimizer, dict):
             self.optimizer = _build(OptimizerConfig, self.optimizer, "optimizer")
+        if not (isinstance(self.dataset, str) and self.dataset) and not (isinstance(self.dataset, list) and self.dataset and all(isinstance(d, str) and d for d in self.dataset)):
+            raise ConfigError(f"dataset must be a dataset folder or .h5 file, or a list of them (read as one set), got {self.dataset!r}")
         if self.validation_energy not in ("absolute", "offset_free"):
             raise ConfigError(f"validation_energy must be 'absolute' or 'offset_free', got {self.validation_energy!r}")
         if self.dtype not in ("float32", "float64"):

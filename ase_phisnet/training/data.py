@@ -1,7 +1,8 @@
 """Frames as training batches: positions in Bohr, target matrices in the model's irreps order.
 
 Frames come from a dataset folder (:class:`ase_phisnet.data.FrameStore`) or straight from one of
-the shared HDF5 reference sets (read in place, never copied).
+the shared HDF5 reference sets (read in place, never copied), or from a list of them, read as
+one set (their union, in the order given).
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import numpy as np
 import torch
 
 from ..basis import AOBasis
-from ..errors import MissingFileError
+from ..errors import DatasetError, MissingFileError
 from ..units import BOHR
+
+#: Reference settings that the sets of a union must share.
+SHARED_SETTINGS = ("method", "xc", "basis", "grids_level", "conv_tol", "charge", "multiplicity")
 
 #: Frame keys a matrix head can be trained on, by head name (``hcore`` is shifted, see
 #: :func:`ase_phisnet.training.energy_forces.effective_core_target`).
@@ -27,7 +31,10 @@ def load_frames(path) -> tuple[list[dict], dict]:
     Frames are dicts of arrays with the keys and units of the shared data README (positions Å,
     matrices Hartree, PySCF order) plus ``index``, the frame's index in its dataset. The metadata
     are the dataset's ``dataset.json`` or the HDF5 file attributes (method, xc, basis, grid, ...).
+    A list of paths is read as one set: see :func:`load_union`.
     """
+    if isinstance(path, (list, tuple)):
+        return load_union(path)
     path = Path(path)
     if not path.exists():
         raise MissingFileError(f"dataset {path} does not exist (a dataset folder from 'phisnet data' or a reference .h5 file)")
@@ -44,6 +51,47 @@ def load_frames(path) -> tuple[list[dict], dict]:
     arrays, attrs = read_h5(path)
     frames = [{k: v[i] for k, v in arrays.items()} | {"index": i} for i in range(len(arrays["energy"]))]
     return frames, {"method": "rks", **attrs, "source": path.name}
+
+
+def load_union(paths) -> tuple[list[dict], dict]:
+    """The frames of several sets as one: in the order given, ``index`` counting through all of
+    them (what a model's splits record), ``dataset`` and ``dataset_index`` naming each frame's
+    set and its index there. The metadata are the first set's, with ``source`` naming every set.
+
+    Raises
+    ------
+    DatasetError
+        The list is empty, or the sets differ in a reference setting (:data:`SHARED_SETTINGS`):
+        one model is trained on one method.
+    """
+    if not paths:
+        raise DatasetError("an empty list of datasets: give one dataset, or a list of datasets labelled alike")
+    frames, first = [], None
+    for path in paths:
+        part, meta = load_frames(path)
+        settings = _settings(meta)
+        if first is None:
+            first, first_path, first_settings = meta, path, settings
+        elif settings != first_settings:
+            differ = ", ".join(f"{k} {first_settings[k]!r} against {settings[k]!r}" for k in SHARED_SETTINGS if settings[k] != first_settings[k])
+            raise DatasetError(f"{path} is not labelled like {first_path} ({differ}); a list of datasets must share {', '.join(SHARED_SETTINGS)}")
+        for frame in part:
+            frame["dataset"], frame["dataset_index"], frame["index"] = Path(path).name, frame["index"], len(frames)
+            frames.append(frame)
+    return frames, {**first, "source": " + ".join(Path(p).name for p in paths)}
+
+
+def _settings(meta: dict) -> dict:
+    """A set's reference settings, normalised so that equal settings compare equal."""
+    def text(value):
+        return None if value is None else str(value).lower()
+
+    grid = meta.get("grids_level")
+    return {
+        "method": text(meta.get("method", "rks")), "xc": text(meta.get("xc")), "basis": text(meta.get("basis")),
+        "grids_level": None if grid is None else int(grid), "conv_tol": float(meta.get("conv_tol") or 0.0),
+        "charge": int(meta.get("charge") or 0), "multiplicity": int(meta.get("multiplicity") or 1),
+    }
 
 
 class MatrixData:

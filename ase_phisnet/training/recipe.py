@@ -242,11 +242,11 @@ class Recipe:
         """Where the ship step writes the model: ``ship.to``, else ``RUN/ship/NAME``."""
         return Path(self.ship["to"]) if "to" in self.ship else self.output / "ship" / self.ship_name
 
-    def ship_dataset(self) -> str:
-        """The dataset of the ship step's figures (``ship.dataset``, else the shipped stage's)."""
-        if "dataset" in self.ship:
-            return str(self.resolve(self.ship["dataset"]))
-        return str(self.resolve(self.shipped_stage().body["dataset"]))
+    def ship_dataset(self) -> str | list[str]:
+        """The dataset of the ship step's figures (``ship.dataset``, else the shipped stage's; a
+        list where the stage trained on several)."""
+        value = self.resolve(self.ship["dataset"] if "dataset" in self.ship else self.shipped_stage().body["dataset"])
+        return [str(v) for v in value] if isinstance(value, list) else str(value)
 
     # ------------------------------------------------------------------ state
     def read_state(self, stage: Stage) -> dict | None:

@@ -443,7 +443,7 @@ class Trainer:
         cfg = self.config
         meta = {
             "reference": {k: self.dataset_meta.get(k) for k in ("method", "xc", "basis", "grids_level", "charge", "multiplicity", "pyscf_version", "source")},
-            "dataset": portable_path(cfg.dataset),
+            "dataset": [portable_path(d) for d in cfg.dataset] if isinstance(cfg.dataset, list) else portable_path(cfg.dataset),
             "splits": {"seed": cfg.splits.seed, "n_train": len(self.splits["train"]), "n_val": len(self.splits["val"]), **self.splits},
             "training": {
                 "preset": self.model.config.preset,

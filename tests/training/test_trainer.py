@@ -155,3 +155,45 @@ def test_frozen_weights_stay_bit_for_bit_in_the_weight_average(tmp_path):
     frozen = [k for k in start if not k.startswith("heads.fock.diag")]
     assert frozen and all(torch.equal(start[k], ema[k]) for k in frozen), [k for k in frozen if not torch.equal(start[k], ema[k])][:5]
     assert any(not torch.equal(start[k], ema[k]) for k in start if k.startswith("heads.fock.diag"))
+
+
+def test_a_list_of_datasets_trains_as_one_set(tmp_path, capsys):
+    """Water and ethanol in one run: the splits count through the union in the order given, the
+    model covers every element, and the evaluation reads the same list back."""
+    import json
+
+    import h5py
+
+    from ase_phisnet.cli.main import main
+    from ase_phisnet.data.location import portable_path
+    from ase_phisnet.data.splits import select_split
+    from ase_phisnet.training.data import load_frames
+
+    from ..conftest import ETHANOL_H5, require_reference
+
+    require_reference(ETHANOL_H5)
+    union = [str(WATER_H5), str(ETHANOL_H5)]
+    frames, meta = load_frames(union)
+    assert len(frames) == 2900 and [f["index"] for f in frames[2498:2502]] == [2498, 2499, 2500, 2501]
+    assert frames[2500]["dataset"] == ETHANOL_H5.name and frames[2500]["dataset_index"] == 0
+    assert meta["source"] == f"{WATER_H5.name} + {ETHANOL_H5.name}"
+
+    path = write_config(tmp_path, "both", dataset=union, splits={"n_train": 8, "n_val": 4, "n_test": 4, "seed": 2}, max_steps=2, val_every=2)
+    Trainer(TrainConfig.from_yaml(path), progress=False).fit()
+    model = load_model(tmp_path / "both" / "best")
+    assert model.config.elements == [1, 6, 8] and model.metadata["dataset"] == [portable_path(d) for d in union]
+    test = select_split(model, frames, "test")
+    assert len(test) == 4 and {f["dataset"] for f in test} <= {WATER_H5.name, ETHANOL_H5.name}
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "both" / "best"), *union, "--no-progress", "--json", str(tmp_path / "m.json")]) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["n_frames"] == 4
+
+    # a set labelled otherwise is refused, naming the setting
+    with h5py.File(WATER_H5, "r") as src, h5py.File(tmp_path / "b3lyp.h5", "w") as dst:
+        for key in src:
+            dst[key] = src[key][()] if key == "numbers" else src[key][:2]
+        dst.attrs.update({**src.attrs, "xc": "b3lyp"})
+    with pytest.raises(Exception, match="xc 'pbe' against 'b3lyp'"):
+        load_frames([str(WATER_H5), str(tmp_path / "b3lyp.h5")])
+    with pytest.raises(Exception, match="dataset must be a dataset folder or .h5 file, or a list of them"):
+        TrainConfig.from_yaml(write_config(tmp_path, "empty", dataset=[]))
