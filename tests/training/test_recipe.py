@@ -227,7 +227,7 @@ def test_cli_refuses_single_run_options_for_a_recipe(tmp_path, capsys):
     assert "--max-steps cannot be used here: a recipe sets these per stage" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["water-fock-48x3", "water-pbe-48x3", "water-pbe-def2svp", "water-ccsdt-def2svp", "water-density-etb"])
+@pytest.mark.parametrize("name", ["ethanol-fock-48x3", "water-fock-48x3", "water-pbe-48x3", "water-pbe-def2svp", "water-ccsdt-def2svp", "water-density-etb"])
 def test_shipped_recipes_parse(name):
     from pathlib import Path
 
