@@ -27,17 +27,15 @@ DATASET = "../shared/data/water_pbe_def2svp_500K.h5"
 
 def outside_range(frames: list[dict], pair_range: dict) -> np.ndarray:
     """True for each frame with an element-pair distance (Å) outside ``pair_range`` (``"Z1-Z2"`` ->
-    [shortest, longest]); a pair the range does not hold counts as outside."""
-    out = np.zeros(len(frames), dtype=bool)
-    for n, frame in enumerate(frames):
-        numbers, pos = np.asarray(frame["numbers"]), np.asarray(frame["positions"], dtype=float)
-        i, j = np.triu_indices(len(numbers), k=1)
-        for a, b, d in zip(numbers[i], numbers[j], np.linalg.norm(pos[i] - pos[j], axis=-1)):
-            lo, hi = pair_range.get(f"{min(a, b)}-{max(a, b)}", (np.inf, -np.inf))
-            if not lo <= d <= hi:
-                out[n] = True
-                break
-    return out
+    [shortest, longest], as :func:`~ase_phisnet.training.data.pair_distance_range` records it); a
+    pair the range does not hold counts as outside."""
+    from ase_phisnet.training.data import pair_distance_range
+
+    def outside(frame) -> bool:
+        own = pair_distance_range([frame["numbers"]], [frame["positions"]])
+        return any(key not in pair_range or lo < pair_range[key][0] or hi > pair_range[key][1] for key, (lo, hi) in own.items())
+
+    return np.array([outside(f) for f in frames], dtype=bool)
 
 
 def force_error_tail(model, frames: list[dict], worst: int = 5, progress: bool = True) -> dict:

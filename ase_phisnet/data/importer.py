@@ -163,6 +163,7 @@ def import_h5(
 
     h5_path = resolve_dataset(h5_path, data_dir)
     arrays, attrs = read_h5(h5_path)
+    computed = _not_stored(attrs)
     xc = attrs["xc"]
     method = str(attrs.get("method", "rhf" if str(xc).lower() in ("hf", "rhf") else "rks")).lower()
     meta = make_meta(
@@ -177,7 +178,7 @@ def import_h5(
         source=h5_path.name,
         source_sha256=file_sha256(h5_path),
         geometry_source=str(attrs.get("source", "")),
-        **({"computed_from_geometry": _not_stored(attrs)} if _not_stored(attrs) else {}),
+        **({"computed_from_geometry": computed} if computed else {}),
         **({"source_index": [int(i) for i in arrays["source_index"]]} if "source_index" in arrays else {}),
     )
     store = FrameStore.create(dataset_path, meta)

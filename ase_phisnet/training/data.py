@@ -82,16 +82,12 @@ def load_union(paths) -> tuple[list[dict], dict]:
 
 
 def _settings(meta: dict) -> dict:
-    """A set's reference settings, normalised so that equal settings compare equal."""
-    def text(value):
-        return None if value is None else str(value).lower()
+    """A set's reference settings (:data:`SHARED_SETTINGS`), normalised as a dataset's metadata is
+    (:func:`~ase_phisnet.data.store.make_meta`), so that equal settings compare equal."""
+    from ..data.store import make_meta
 
-    grid = meta.get("grids_level")
-    return {
-        "method": text(meta.get("method", "rks")), "xc": text(meta.get("xc")), "basis": text(meta.get("basis")),
-        "grids_level": None if grid is None else int(grid), "conv_tol": float(meta.get("conv_tol") or 0.0),
-        "charge": int(meta.get("charge") or 0), "multiplicity": int(meta.get("multiplicity") or 1),
-    }
+    normal = make_meta(pyscf_version="", **{k: meta[k] for k in SHARED_SETTINGS if meta.get(k) is not None})
+    return {k: normal[k] for k in SHARED_SETTINGS}
 
 
 class MatrixData:
