@@ -79,7 +79,7 @@ def stage_table(recipe: Recipe, ship_to=None) -> str:
 
 
 # ---------------------------------------------------------------------- running
-def run_recipe(recipe: Recipe, until: str | None = None, ship: bool = True, ship_to=None, device: str | None = None, progress: bool = True, log=print) -> dict | None:
+def run_recipe(recipe: Recipe, until: str | None = None, ship: bool = True, ship_to=None, device: str | None = None, progress: bool = True, log=print, start: str | None = None) -> dict | None:
     """Run the stages in order (skipping finished ones), then ship the model.
 
     Parameters
@@ -88,6 +88,10 @@ def run_recipe(recipe: Recipe, until: str | None = None, ship: bool = True, ship
         From :func:`load_recipe`.
     until : str, optional
         Stop after this stage (no ship step).
+    start : str, optional
+        Begin at this stage and leave the earlier ones alone: for a stage that starts from a
+        committed model (``init_from: training/checkpoints/...``) rather than from an earlier
+        stage. Refused when this or a later stage needs what an unfinished earlier stage makes.
     ship : bool
         Run the ship step after the last stage.
     ship_to : path-like, optional
@@ -108,8 +112,12 @@ def run_recipe(recipe: Recipe, until: str | None = None, ship: bool = True, ship
     """
     if until is not None:
         recipe.stage(until)  # an unknown name fails before anything runs
+    first = recipe.stages.index(recipe.stage(start)) if start is not None else 0
+    _check_start(recipe, first)
     n = len(recipe.stages)
     for i, stage in enumerate(recipe.stages, 1):
+        if i <= first:
+            continue
         status = recipe.status(stage)
         head = f"[{i}/{n}] {stage.name} ({stage.kind})"
         if status.state == "done":
@@ -129,6 +137,30 @@ def run_recipe(recipe: Recipe, until: str | None = None, ship: bool = True, ship
             log(f"stopped after stage {until!r} (--until); run again without it to go on")
             return None
     return ship_step(recipe, ship_to, progress=progress, log=log) if ship else None
+
+
+def _check_start(recipe: Recipe, first: int) -> None:
+    """Refuse to begin at stage ``first`` (0-based) when a stage from there on refers to an
+    earlier stage that is not done."""
+    skipped = {s.name for s in recipe.stages[:first] if recipe.status(s).state != "done"}
+    for stage in recipe.stages[first:]:
+        needed = sorted(skipped & _referenced_stages(stage.body))
+        if needed:
+            raise ConfigError(
+                f"{recipe.path}: stage {stage.name!r} needs what stage {needed[0]!r} makes, which is not done; "
+                f"run the recipe without --from, or begin at {needed[0]!r}"
+            )
+
+
+def _referenced_stages(value) -> set[str]:
+    """Names of the stages that ``{stage: NAME}`` references inside ``value`` name."""
+    if isinstance(value, dict):
+        if "stage" in value:  # a reference, as the recipe format reads one
+            return {str(value["stage"])}
+        return set().union(*(_referenced_stages(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_referenced_stages(v) for v in value))
+    return set()
 
 
 def run_density_stage(recipe: Recipe, stage: Stage, progress: bool = True) -> dict:

@@ -59,7 +59,7 @@ def ship_hamiltonian_model(model_dir, to, dataset, *, fit_atomic_energies: bool 
     from .data.splits import select_split
     from .evaluation import energy_force_metrics, evaluate
     from .model.io import load_model, save_model
-    from .training.data import load_frames, pair_distance_range
+    from .training.data import load_frames, molecule_counts, pair_distance_range
     from .training.energy_forces import fit_atomic_energies as fit
 
     model = load_model(model_dir)
@@ -77,9 +77,12 @@ def ship_hamiltonian_model(model_dir, to, dataset, *, fit_atomic_energies: bool 
         if key in metadata:
             raise ConfigError(f"attach: metadata key {key!r} exists already; choose a new key")
         metadata[key] = json.loads(Path(path).read_text())
-    if "training_range" not in metadata:  # models exported before the record existed
+    if "training_range" not in metadata or "molecules" not in metadata["training_range"]:  # models exported before the records existed
         train = select_split(model, frames, "train")
-        metadata["training_range"] = {"pair_distance_A": pair_distance_range([f["numbers"] for f in train], [f["positions"] for f in train])}
+        metadata["training_range"] = {
+            "pair_distance_A": pair_distance_range([f["numbers"] for f in train], [f["positions"] for f in train]),
+            "molecules": molecule_counts([f["numbers"] for f in train]),
+        }
     return save_model(model, to, metadata=metadata, state_dict=_as_trained(model)), result
 
 

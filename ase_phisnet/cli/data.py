@@ -290,17 +290,21 @@ def _add_info(sub) -> None:
         description=_wrap(
             "Print a dataset's frame count, formulas and elements, labeling settings "
         "(method, xc, basis, grid, conv_tol), energy range and mean (Hartree), number of "
-        "unconverged frames and AO count."
+        "unconverged frames and AO count; for a dataset that `phisnet data label` is making or "
+        "made, its progress record too (frames done of its shard, seconds per frame, when last "
+        "written). Several datasets, e.g. the shards of one labelling, are summarised in turn, "
+        "with the frames done of all of them."
         ),
         epilog="""\
 examples:
   phisnet data info runs/water
   phisnet data info runs/water --json > water_info.json
+  phisnet data info ../data/malondialdehyde_part*      # the shards of one labelling, and their sum
 """,
         formatter_class=_formatter,
     )
-    p.add_argument("dataset", metavar="DATASET", help="dataset directory")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("datasets", nargs="+", metavar="DATASET", help="dataset directory (several: each in turn)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON (a list for several datasets)")
     p.set_defaults(func=run_info)
 
 
@@ -331,14 +335,39 @@ def format_info(info: dict) -> str:
     if info["index_range"]:
         lines.append(f"frame indices: {info['index_range'][0]}..{info['index_range'][1]}")
     lines.append(f"source: {meta.get('source')}, pyscf {meta.get('pyscf_version')}, created {meta.get('created')}")
+    record = info.get("labelling")
+    if record:
+        shard = f"shard {record['shard']}" if record["shard"] else "all frames"
+        pace = f", {record['seconds_per_frame']:g} s a frame" if record["seconds_per_frame"] else ""
+        left = record["selected"] - record["done"]
+        eta = f", about {left * record['seconds_per_frame'] / 3600:.1f} h left at that pace" if record["seconds_per_frame"] and left else ""
+        lines.append(
+            f"labelling: {record['done']} of {record['selected']} frames of {record['frames_file']} ({shard}){pace}{eta}; "
+            f"{record['unconverged']} unconverged, {record['failed']} failed; record written {record['updated']}"
+        )
     return "\n".join(lines)
 
 
 def run_info(args) -> int:
+    from ..data.label import PROGRESS_FILE
     from ..data.store import FrameStore
 
-    info = FrameStore.open(args.dataset).summary()
-    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    infos = []
+    for path in args.datasets:
+        with FrameStore.open(path) as store:
+            info = store.summary()
+            record = store.path / PROGRESS_FILE
+        if record.is_file():
+            info["labelling"] = json.loads(record.read_text())
+        infos.append(info)
+    if args.json:
+        print(json.dumps(infos[0] if len(infos) == 1 else infos, indent=2))
+        return 0
+    print("\n\n".join(format_info(info) for info in infos))
+    if len(infos) > 1:
+        records = [i["labelling"] for i in infos if "labelling" in i]
+        total = f"; labelling: {sum(r['done'] for r in records)} of {sum(r['selected'] for r in records)} frames done" if records else ""
+        print(f"\n{len(infos)} datasets: {sum(i['frames'] for i in infos)} frames{total}")
     return 0
 
 

@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("geometry", nargs="?", help="start geometry: molecule name or geometry file, as for `phisnet data sample` (a file's first structure); default: water")
     p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--model", help="shipped model name or model folder (needs an H~core head); default: the shipped PBE model that covers the molecule's elements")
+    p.add_argument("--model", help="shipped model name or model folder (needs an H~core head); default: the shipped PBE model trained on the molecule")
     p.add_argument("--ensemble", default="nve", choices=["nve", "nvt"], help="velocity Verlet or Langevin (default: nve)")
     p.add_argument("--temperature", type=float, default=300.0, help="initial velocities and bath, K (default 300)")
     p.add_argument("--timestep", type=float, default=0.25, help="fs (default 0.25)")

@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("geometry", nargs="?", help="start geometry: molecule name or geometry file, as for `phisnet data sample` (a file's first structure); default: a distorted water")
     p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--model", help="shipped model name or model folder (needs an H~core head); default: the shipped PBE model that covers the molecule's elements")
+    p.add_argument("--model", help="shipped model name or model folder (needs an H~core head); default: the shipped PBE model trained on the molecule")
     p.set_defaults(func=run)
 
 

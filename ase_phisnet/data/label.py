@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import datetime as _dt
 import hashlib
+import json
 import os
 import re
 import threading
@@ -45,6 +47,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..atomic_files import atomic_write_text
 from ..errors import InputError, LabelError
 from ..molecule import one_electron_matrices
 from .store import FrameStore, make_meta
@@ -339,6 +342,10 @@ def _single_thread_env():
 
 
 # ---------------------------------------------------------------------------------- many frames
+#: The progress record a labelling run keeps in its dataset directory.
+PROGRESS_FILE = "progress.json"
+
+
 @dataclass
 class LabelSummary:
     """Outcome of :func:`label_dataset`."""
@@ -350,6 +357,21 @@ class LabelSummary:
     unconverged: list = field(default_factory=list)  #: indices labelled with converged=False
     failed: dict = field(default_factory=dict)  #: index -> error message
     seconds: float = 0.0
+
+    def progress_record(self, frames_file: str, shard: tuple[int, int] | None, seconds: float) -> dict:
+        """What :data:`PROGRESS_FILE` holds: this shard's frames done of its share, and the pace."""
+        done = self.already_done + self.labeled
+        pace = seconds / self.labeled if self.labeled else None
+        return {
+            "frames_file": frames_file,
+            "shard": None if shard is None else f"{shard[0]}/{shard[1]}",
+            "selected": self.selected,
+            "done": done,
+            "unconverged": len(self.unconverged),
+            "failed": len(self.failed),
+            "seconds_per_frame": None if pace is None else round(pace, 2),
+            "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
 
 
 def label_dataset(
@@ -373,6 +395,9 @@ def label_dataset(
     dataset directory is created. Frames already in the dataset are skipped; a dataset made
     with other settings or another frames file is refused. The main process is the only writer;
     each frame is written atomically as soon as it is done, so a killed run loses no finished frame.
+    After each frame the run rewrites ``DATASET/progress.json`` (:data:`PROGRESS_FILE`): its
+    shard, the frames done of those it labels, unconverged and failed counts, seconds per frame
+    (this run's mean) and the time; ``phisnet data info`` shows it.
 
     Parameters
     ----------
@@ -424,6 +449,12 @@ def label_dataset(
         summary = LabelSummary(Path(dataset_path), selected=len(selected), already_done=len(selected) - len(todo))
         bar = tqdm(total=len(selected), initial=summary.already_done, desc="label", unit="frame", disable=not progress, smoothing=0.1)
 
+        def record_progress():
+            record = summary.progress_record(frames_path.name, shard, time.perf_counter() - t0)
+            atomic_write_text(Path(dataset_path) / PROGRESS_FILE, json.dumps(record, indent=2) + "\n")
+
+        record_progress()
+
         def store_result(index, frame, error):
             if error is not None:
                 summary.failed[index] = error
@@ -432,6 +463,7 @@ def label_dataset(
                 summary.labeled += 1
                 if not bool(frame["converged"]):
                     summary.unconverged.append(index)
+            record_progress()
             bar.update(1)
             if summary.unconverged or summary.failed:
                 bar.set_postfix(unconverged=len(summary.unconverged), failed=len(summary.failed), refresh=False)

@@ -66,11 +66,13 @@ def shipped_models(fmt: str = FORMAT) -> list[str]:
 
 
 def shipped_model_for(numbers) -> str:
-    """The shipped PBE Hamiltonian model, with energies and forces, for a molecule's elements.
+    """The shipped PBE Hamiltonian model, with energies and forces, trained on this molecule.
 
     Of the shipped models whose reference is PBE and that have an H~core head (energies and
-    forces), those whose elements cover ``numbers``; of these, the one with the fewest other
-    elements (then the first by name). The commands that take ``--model`` use it when none is given.
+    forces), those trained on the molecule (its Hill formula among the model's
+    ``training_range["molecules"]``); of these the one trained on the fewest molecules (a
+    model of this molecule before a model of several), then the first by name. The commands that take
+    ``--model`` use it when none is given.
 
     Parameters
     ----------
@@ -80,32 +82,37 @@ def shipped_model_for(numbers) -> str:
     Raises
     ------
     InputError
-        No shipped model covers the elements; the message lists the shipped models and theirs.
+        No shipped model was trained on the molecule; the message lists the shipped models
+        with the molecules they were trained on.
 
     Examples
     --------
     >>> shipped_model_for([8, 1, 1])
     'water-pbe-def2svp'
     """
-    from ase.data import chemical_symbols
+    from ase import Atoms
 
     from ..errors import InputError
 
-    wanted = {int(z) for z in numbers}
-    covering, offered = [], []
+    formula = Atoms(numbers=[int(z) for z in numbers]).get_chemical_formula()
+    trained_on, offered = [], []
     for name in shipped_models():
         config = read_config(SHIPPED / name)
-        elements = set(config["model"]["elements"])
-        if config.get("metadata", {}).get("reference", {}).get("xc") != "pbe" or "hcore" not in config["model"]["heads"]:
+        metadata = config.get("metadata", {})
+        if metadata.get("reference", {}).get("xc") != "pbe" or "hcore" not in config["model"]["heads"]:
             continue
-        offered.append(f"{name} ({', '.join(chemical_symbols[z] for z in sorted(elements))})")
-        if wanted <= elements:
-            covering.append((len(elements - wanted), name))
-    if not covering:
-        symbols = ", ".join(chemical_symbols[z] for z in sorted(wanted))
+        molecules = list(metadata.get("training_range", {}).get("molecules", {}))
+        offered.append(f"{name} ({', '.join(molecules) or 'no record'})")
+        if formula in molecules:
+            trained_on.append((len(molecules), name))
+    if not trained_on:
         shipped = "; ".join(offered) or "none"
-        raise InputError(f"no shipped model covers the elements {symbols}; the shipped PBE models with energies and forces are: {shipped} (or give --model FOLDER, a model you trained)")
-    return min(covering)[1]
+        raise InputError(
+            f"no shipped model was trained on {formula}; the shipped PBE models with energies and forces, "
+            f"with the molecules they were trained on: {shipped}. Give --model NAME to use one of them anyway, "
+            "or --model FOLDER for a model you trained"
+        )
+    return min(trained_on)[1]
 
 
 def _sha256(path: Path) -> str:

@@ -203,6 +203,26 @@ def _invariant_part(block: np.ndarray, shells) -> np.ndarray:
     return out
 
 
+def molecule_counts(numbers_list) -> dict[str, int]:
+    """Frames per molecule (Hill formula, as :meth:`ase.Atoms.get_chemical_formula` writes it).
+
+    Stored in a model's metadata as ``training_range["molecules"]``: the molecules a model was
+    trained on, by which the commands pick a shipped model (:func:`ase_phisnet.model.io.shipped_model_for`).
+
+    Examples
+    --------
+    >>> molecule_counts([[8, 1, 1], [1, 8, 1], [6, 6, 8, 1, 1, 1, 1, 1, 1]])
+    {'H2O': 2, 'C2H6O': 1}
+    """
+    from ase import Atoms
+
+    counts: dict[str, int] = {}
+    for numbers in numbers_list:
+        formula = Atoms(numbers=[int(z) for z in numbers]).get_chemical_formula()
+        counts[formula] = counts.get(formula, 0) + 1
+    return counts
+
+
 def pair_distance_range(numbers_list, positions_list) -> dict[str, list[float]]:
     """Shortest and longest distance (Å) of each element pair over a set of molecules.
 

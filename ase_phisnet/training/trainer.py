@@ -38,7 +38,7 @@ from ..model import PhiSNet, PhiSNetConfig, build_model
 from ..model.io import save_model
 from ..units import HARTREE, HARTREE_PER_BOHR
 from .config import TrainConfig
-from .data import MatrixData, load_frames, pair_distance_range
+from .data import MatrixData, load_frames, molecule_counts, pair_distance_range
 from .distributed import Processes
 from .energy_forces import EnergyForceTerms, element_counts, energy_force_loss, mse_plus_mae, offset_free
 
@@ -457,7 +457,7 @@ class Trainer:
                 "package_version": __version__,
             },
             "validation": val_metrics or {},
-            "training_range": {"pair_distance_A": self.training_range()},
+            "training_range": {"pair_distance_A": self.training_range(), "molecules": molecule_counts(self.sets["train"].numbers)},
         }
         state = {k: v.to(torch.float64) if v.is_floating_point() else v for k, v in self.ema.state_dict().items()}
         return save_model(self.ema, directory, metadata=meta, state_dict=state)

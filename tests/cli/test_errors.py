@@ -33,11 +33,13 @@ def test_input_errors_are_also_ase_input_errors_and_value_errors():
 
 
 @pytest.mark.parametrize("command", ["md", "optimize", "vibrations"])
-def test_without_model_the_shipped_one_for_the_elements_is_chosen_or_the_shipped_ones_named(command, capsys, tmp_path):
+def test_without_model_the_shipped_one_for_the_molecule_is_chosen_or_the_shipped_ones_named(command, capsys, tmp_path):
     from ase_phisnet.model.io import shipped_model_for
 
-    assert shipped_model_for([1, 8, 1]) == "water-pbe-def2svp"  # not the CCSD(T) model, which also covers H, O
+    assert shipped_model_for([1, 8, 1]) == "water-pbe-def2svp"  # not the CCSD(T) model, also trained on H2O
+    with pytest.raises(InputError, match="no shipped model was trained on H4O2"):
+        shipped_model_for([8, 1, 1, 8, 1, 1])  # a water dimer: H and O, but no model has seen one
     assert cli_main.main([command, "ethanol", "-o", str(tmp_path / command)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"phisnet {command}: error: no shipped model covers the elements H, C, O;") and "water-pbe-def2svp (H, O)" in err
+    assert err.startswith(f"phisnet {command}: error: no shipped model was trained on C2H6O;") and "water-pbe-def2svp (H2O)" in err
     assert not (tmp_path / command).exists()  # refused before anything was written

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -153,6 +154,12 @@ def test_shards_merge_equal_full_set(tmp_path, water20_xyz, cli):
         assert rc == 0, err
     assert FrameStore.open(tmp_path / "shard1").indices() == [0, 2, 4]
     assert FrameStore.open(tmp_path / "shard2").indices() == [1, 3]
+    record = json.loads((tmp_path / "shard2" / "progress.json").read_text())
+    assert (record["shard"], record["selected"], record["done"], record["failed"]) == ("2/2", 2, 2, 0) and record["seconds_per_frame"] > 0
+    rc, out, err = cli("data", "info", tmp_path / "shard1", tmp_path / "shard2")
+    assert rc == 0, err
+    assert "labelling: 3 of 3 frames of water20.xyz (shard 1/2)" in out and "labelling: 2 of 2 frames of water20.xyz (shard 2/2)" in out
+    assert out.strip().endswith("2 datasets: 5 frames; labelling: 5 of 5 frames done")
     rc, out, err = cli("data", "merge", tmp_path / "merged", tmp_path / "shard1", tmp_path / "shard2", "-q")
     assert rc == 0, err
     rc, out, err = cli("data", "label", water20_xyz, tmp_path / "full", *common)

@@ -142,6 +142,25 @@ def test_a_stage_from_a_model_records_it_as_the_base(tmp_path):
     assert provenance(recipe)["training"]["stages"][0]["steps"] == 2
 
 
+def test_from_begins_at_a_stage_on_a_committed_model_and_refuses_one_that_needs_a_skipped_stage(tmp_path, capsys):
+    require_reference(WATER_H5)
+    from ase_phisnet.model import PhiSNetConfig, build_model
+    from ase_phisnet.model.io import save_model
+
+    base = tmp_path / "committed"
+    save_model(build_model(PhiSNetConfig.from_preset("small", elements=[1, 8], **{k: v for k, v in MINI["train_defaults"]["model"].items() if k != "preset"})), base)
+    on_committed = {"name": "again", "note": "from a committed model", "train": {"init_from": str(base), "loss": {"fock": 1.0}, "max_steps": 2}}
+    path = write_recipe(tmp_path, "from", recipe={**MINI, "stages": [*MINI["stages"], on_committed]})
+    assert main(["train", str(path), "--from", "more", "--no-ship", "--no-progress"]) == 2  # more starts from fock's model
+    assert "stage 'more' needs what stage 'fock' makes, which is not done" in capsys.readouterr().err
+    assert not (tmp_path / "from").exists()
+    assert main(["train", str(path), "--from", "again", "--no-ship", "--no-progress"]) == 0
+    out = listing(path, capsys)
+    assert "fock" in out and "again" in out
+    states = {line.split()[1]: line.split()[3].rstrip(":") for line in out.splitlines()[1:4]}
+    assert states == {"fock": "not", "more": "not", "again": "done"}
+
+
 def test_a_model_trained_in_float32_ships_in_float32(tmp_path):
     require_reference(WATER_H5)
     from pathlib import Path

@@ -182,6 +182,9 @@ def test_a_list_of_datasets_trains_as_one_set(tmp_path, capsys):
     Trainer(TrainConfig.from_yaml(path), progress=False).fit()
     model = load_model(tmp_path / "both" / "best")
     assert model.config.elements == [1, 6, 8] and model.metadata["dataset"] == [portable_path(d) for d in union]
+    train = select_split(model, frames, "train")
+    n_ethanol = sum(len(f["numbers"]) == 9 for f in train)
+    assert model.metadata["training_range"]["molecules"] == {k: v for k, v in {"H2O": 8 - n_ethanol, "C2H6O": n_ethanol}.items() if v}
     test = select_split(model, frames, "test")
     assert len(test) == 4 and {f["dataset"] for f in test} <= {WATER_H5.name, ETHANOL_H5.name}
     capsys.readouterr()
