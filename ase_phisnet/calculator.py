@@ -47,7 +47,7 @@ from .electronic import IntegralCache, electronic_states
 from .electronic.analytic import electronic_step
 from .electronic.properties import dipole_moment, mulliken_charges
 from .errors import InputError
-from .model.io import load_model
+from .model.io import load_model, shipped_model_for
 from .molecule import check_charge_multiplicity
 from .native import NativePhiSNet, NativeUnavailable
 from .units import BOHR, HARTREE
@@ -197,9 +197,13 @@ class PhiSNetCalculator(Calculator):
         numbers = atoms.get_atomic_numbers()
         unsupported = sorted(set(numbers.tolist()) - set(self.model.elements))
         if unsupported:
+            try:
+                hint = f"; PhiSNetCalculator(model={shipped_model_for(numbers)!r}) was trained on this molecule"
+            except InputError as error:
+                hint = f"; {error}"
             raise InputError(
                 f"element(s) {', '.join(chemical_symbols[z] for z in unsupported)} not supported; "
-                f"this model covers {', '.join(chemical_symbols[z] for z in self.model.elements)}"
+                f"this model covers {', '.join(chemical_symbols[z] for z in self.model.elements)}{hint}"
             )
         if atoms.pbc.any():
             raise InputError("periodic cells are not supported: PhiSNetCalculator is for molecules (set atoms.pbc = False)")

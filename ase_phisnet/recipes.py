@@ -79,7 +79,7 @@ def stage_table(recipe: Recipe, ship_to=None) -> str:
 
 
 # ---------------------------------------------------------------------- running
-def run_recipe(recipe: Recipe, until: str | None = None, ship: bool = True, ship_to=None, device: str | None = None, progress: bool = True, log=print, start: str | None = None) -> dict | None:
+def run_recipe(recipe: Recipe, until: str | None = None, ship: bool = True, ship_to=None, device: str | None = None, progress: bool = True, log=print) -> dict | None:
     """Run the stages in order (skipping finished ones), then ship the model.
 
     Parameters
@@ -88,10 +88,6 @@ def run_recipe(recipe: Recipe, until: str | None = None, ship: bool = True, ship
         From :func:`load_recipe`.
     until : str, optional
         Stop after this stage (no ship step).
-    start : str, optional
-        Begin at this stage and leave the earlier ones alone: for a stage that starts from a
-        committed model (``init_from: training/checkpoints/...``) rather than from an earlier
-        stage. Refused when this or a later stage needs what an unfinished earlier stage makes.
     ship : bool
         Run the ship step after the last stage.
     ship_to : path-like, optional
@@ -112,15 +108,14 @@ def run_recipe(recipe: Recipe, until: str | None = None, ship: bool = True, ship
     """
     if until is not None:
         recipe.stage(until)  # an unknown name fails before anything runs
-    first = recipe.stages.index(recipe.stage(start)) if start is not None else 0
-    _check_start(recipe, first)
+    superseded = superseded_stages(recipe, until)
     n = len(recipe.stages)
     for i, stage in enumerate(recipe.stages, 1):
-        if i <= first:
-            continue
         status = recipe.status(stage)
         head = f"[{i}/{n}] {stage.name} ({stage.kind})"
-        if status.state == "done":
+        if stage.name in superseded:
+            log(f"{head}: skipped, {superseded[stage.name]}")
+        elif status.state == "done":
             recipe.check_recorded(stage)
             log(f"{head}: done, skipped")
         else:
@@ -128,6 +123,8 @@ def run_recipe(recipe: Recipe, until: str | None = None, ship: bool = True, ship
             started = time.perf_counter()
             if stage.kind == "train":
                 run_train_stage(recipe, stage, device=device, progress=progress)
+                if stage.checkpoint:
+                    commit_checkpoint(recipe, stage, log=log)
             elif stage.kind == "command":
                 run_command_stage(recipe, stage, log=log)
             else:
@@ -139,17 +136,49 @@ def run_recipe(recipe: Recipe, until: str | None = None, ship: bool = True, ship
     return ship_step(recipe, ship_to, progress=progress, log=log) if ship else None
 
 
-def _check_start(recipe: Recipe, first: int) -> None:
-    """Refuse to begin at stage ``first`` (0-based) when a stage from there on refers to an
-    earlier stage that is not done."""
-    skipped = {s.name for s in recipe.stages[:first] if recipe.status(s).state != "done"}
-    for stage in recipe.stages[first:]:
-        needed = sorted(skipped & _referenced_stages(stage.body))
-        if needed:
-            raise ConfigError(
-                f"{recipe.path}: stage {stage.name!r} needs what stage {needed[0]!r} makes, which is not done; "
-                f"run the recipe without --from, or begin at {needed[0]!r}"
-            )
+def superseded_stages(recipe: Recipe, until: str | None = None) -> dict[str, str]:
+    """Unfinished stages that need not run, by name, with the reason: those before the last
+    finished stage with a committed checkpoint that no stage still to run, nor the ship step,
+    needs (through ``{stage: NAME}``, one after another)."""
+    stages = recipe.stages[: recipe.stages.index(recipe.stage(until)) + 1] if until else recipe.stages
+    done = {s.name for s in stages if recipe.status(s).state == "done"}
+    committed = [i for i, s in enumerate(stages) if s.name in done and s.checkpoint]
+    if not committed:
+        return {}
+    last = committed[-1]
+    needed = _referenced_stages(recipe.ship) if until is None else set()
+    for stage in reversed(stages):
+        if stage.name not in done and (stages.index(stage) > last or stage.name in needed):
+            needed |= _referenced_stages(stage.body)
+    why = f"stage {stages[last].name!r} after it is committed ({stages[last].checkpoint})"
+    return {s.name: why for s in stages[:last] if s.name not in done and s.name not in needed}
+
+
+def commit_checkpoint(recipe: Recipe, stage: Stage, log=print) -> Path | None:
+    """Write a finished train stage's model to its ``checkpoint:`` folder, to be committed.
+
+    The weights are stored as trained (float32 where the stage trained in float32); the
+    metadata gains ``recipe_stage``: the recipe's and the stage's names and the stage's record
+    (its ``stage.json``), by which a checkout without the run folder counts the stage as done.
+    A checkpoint that a later stage of the recipe wrote is left as it is (returns None).
+    """
+    from .model.io import load_model, save_model
+    from .shipping import as_trained
+
+    target = Path(stage.checkpoint)
+    names = [s.name for s in recipe.stages]
+    try:
+        holder = json.loads((target / "config.json").read_text()).get("metadata", {}).get("recipe_stage", {})
+    except (OSError, ValueError):
+        holder = {}
+    if holder.get("recipe") == recipe.name and holder.get("stage") in names and names.index(holder["stage"]) > names.index(stage.name):
+        log(f"  checkpoint {target} holds the later stage {holder['stage']!r}; left as it is")
+        return None
+    model = load_model(recipe.stage_dir(stage) / ("fitted" if stage.fit_atomic_energies else "best"))
+    record = {"recipe": recipe.name, "stage": stage.name, "state": recipe.read_state(stage)}
+    path = save_model(model, target, metadata={**model.metadata, "recipe_stage": record}, state_dict=as_trained(model))
+    log(f"  checkpoint: {stage.name} -> {path} (commit it)")
+    return path
 
 
 def _referenced_stages(value) -> set[str]:

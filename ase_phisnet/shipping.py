@@ -83,10 +83,10 @@ def ship_hamiltonian_model(model_dir, to, dataset, *, fit_atomic_energies: bool 
             "pair_distance_A": pair_distance_range([f["numbers"] for f in train], [f["positions"] for f in train]),
             "molecules": molecule_counts([f["numbers"] for f in train]),
         }
-    return save_model(model, to, metadata=metadata, state_dict=_as_trained(model)), result
+    return save_model(model, to, metadata=metadata, state_dict=as_trained(model)), result
 
 
-def _as_trained(model) -> dict:
+def as_trained(model) -> dict:
     """The weights in the dtype they were trained in, where that loses nothing.
 
     A model is evaluated in float64 whatever it was trained in; weights trained in float32 are

@@ -92,7 +92,7 @@ def test_fock_only_model_refuses_energy_but_gives_orbitals():
 def test_bad_input_is_refused_with_reasons(energy_model):
     calc = PhiSNetCalculator(energy_model)
     for atoms, message in [
-        (molecule("CH4"), "element\\(s\\) C not supported.*covers H, O"),
+        (molecule("CH4"), "element\\(s\\) C not supported.*covers H, O; no shipped model was trained on CH4"),
         (Atoms("OHH", positions=[[0, 0, 0], [0, 0, 0.3], [0, 0.8, -0.5]]), "0.300 Å apart"),
         (Atoms("OHH", positions=[[0, 0, 0], [0, 0, np.nan], [0, 0.8, -0.5]]), "NaN"),
         (Atoms("OHH", positions=[[0, 0, 0], [0, 0, 1.0], [0, 0.8, -0.5]], cell=[5, 5, 5], pbc=True), "periodic"),

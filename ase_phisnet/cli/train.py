@@ -13,7 +13,6 @@ EPILOG = """examples:
   phisnet train training/recipes/water-pbe-def2svp.yaml            # every stage, then the ship step; rerun to resume
   phisnet train training/recipes/water-pbe-def2svp.yaml --list     # the stages and their state, nothing run
   phisnet train training/recipes/water-ccsdt-def2svp.yaml --until hf
-  phisnet train training/recipes/ethanol-fock-48x3.yaml --from cont-1e-3 --no-ship   # from its committed checkpoint
   phisnet train training/recipes/water-pbe-def2svp.yaml --ship-to-package   # into ase_phisnet/pretrained/NAME
   phisnet train training/ethanol-pbe-def2svp.yaml                  # a single run
   phisnet train training/ethanol-pbe-def2svp.yaml --resume         # continue it after a stop or kill
@@ -28,7 +27,7 @@ shipped model.
 #: Options of a single run that a recipe sets per stage instead.
 SINGLE_RUN_ONLY = ("max_steps", "max_minutes", "init_from")
 #: Options that only a recipe takes.
-RECIPE_ONLY = ("list", "start", "until", "no_ship", "ship_to", "ship_to_package")
+RECIPE_ONLY = ("list", "until", "no_ship", "ship_to", "ship_to_package")
 
 
 def add_parser(sub) -> None:
@@ -53,7 +52,6 @@ def add_parser(sub) -> None:
     single.add_argument("--init-from", help="start a new run from this model's weights (shipped name or model folder)")
     recipe = p.add_argument_group("a recipe")
     recipe.add_argument("--list", "--stages", dest="list", action="store_true", help="list the stages and their state (done / partial at step N / not started); run nothing")
-    recipe.add_argument("--from", dest="start", metavar="STAGE", help="begin at this stage, leaving the earlier ones alone (for a stage that starts from a committed model)")
     recipe.add_argument("--until", metavar="STAGE", help="stop after this stage (no ship step)")
     recipe.add_argument("--no-ship", action="store_true", help="run the stages, not the ship step")
     recipe.add_argument("--ship-to", metavar="DIR", help="ship into this folder (default: the recipe's ship.to, else RUN/ship/NAME)")
@@ -107,7 +105,7 @@ def run_recipe(args) -> int:
     if args.list:
         print(stage_table(recipe, ship_to))
         return 0
-    result = run_recipe(recipe, until=args.until, start=args.start, ship=not args.no_ship, ship_to=ship_to, device=args.device, progress=not args.no_progress)
+    result = run_recipe(recipe, until=args.until, ship=not args.no_ship, ship_to=ship_to, device=args.device, progress=not args.no_progress)
     if result is not None and not result.get("skipped"):
         print(ship_summary(recipe.ship_name, result))
     return 0

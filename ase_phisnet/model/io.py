@@ -109,8 +109,8 @@ def shipped_model_for(numbers) -> str:
         shipped = "; ".join(offered) or "none"
         raise InputError(
             f"no shipped model was trained on {formula}; the shipped PBE models with energies and forces, "
-            f"with the molecules they were trained on: {shipped}. Give --model NAME to use one of them anyway, "
-            "or --model FOLDER for a model you trained"
+            f"with the molecules they were trained on: {shipped}. Name one to use it anyway (--model NAME; "
+            "PhiSNetCalculator(model=NAME)), or a folder of a model you trained"
         )
     return min(trained_on)[1]
 

@@ -48,13 +48,24 @@ References go where a path goes: ``init_from`` and ``dataset`` of a train stage,
 ``init_from`` and ``dataset`` of a density stage, a command's arguments, and ``dataset`` and
 ``attach`` of ``ship:``.
 
+A train stage may name ``checkpoint: training/checkpoints/NAME``: when the stage has finished,
+its best model is written there too (float32 weights where it trained in float32), with the
+stage's record (``metadata["recipe_stage"]``), to be committed. A checkout without the run
+folder then counts the stage as done, its model being the committed one; the stages before it
+that nothing still to run needs are not trained again. A long backbone is trained over several
+sittings this way: each adds a stage that starts from the last one, all naming one checkpoint
+folder, which holds the latest finished stage's model (an earlier stage run again never
+overwrites a later stage's checkpoint).
+
 State: a stage folder gets ``stage.json`` when the stage starts, holding the settings it runs
 with, and ``"done": true`` when it has finished. Running the recipe again skips finished
 stages, continues a train stage from its checkpoint (the :class:`~ase_phisnet.training.Trainer`
 resumes to the weights an uninterrupted run reaches) and runs an unfinished command or density
 stage again. A stage whose recipe settings changed after it started, or whose starting model
 was made again since, is refused, naming the stage: the stages after it would be built on
-something else.
+something else. The one change accepted is ``max_steps`` of an unfinished train stage, to no
+fewer steps than its checkpoint holds: a run stopped by hand is ended where it stands (set
+``max_steps`` to its checkpoint's step and run the recipe again), or run on for longer.
 
 This module holds the format, the states and the train and command stages; the density stages
 and the ship step need the evaluation and density code and live in :mod:`ase_phisnet.recipes`.
@@ -83,7 +94,7 @@ RECIPE_KEYS = ("name", "output", "train_defaults", "stages", "ship")
 STAGE_KINDS = ("train", "density", "command")
 #: Keys a stage may have, by kind.
 STAGE_KEYS = {
-    "train": ("name", "note", "train", "fit_atomic_energies"),
+    "train": ("name", "note", "train", "fit_atomic_energies", "checkpoint"),
     "density": ("name", "note", "density"),
     "command": ("name", "note", "command", "output", "env"),
 }
@@ -131,6 +142,8 @@ class Stage:
         Command stages: the file or folder the command makes, inside the stage folder.
     env : dict
         Command stages: extra environment variables.
+    checkpoint : str or None
+        Train stages: where the finished stage's best model is written to be committed.
     """
 
     name: str
@@ -140,6 +153,7 @@ class Stage:
     fit_atomic_energies: bool = False
     output: str | None = None
     env: dict = field(default_factory=dict)
+    checkpoint: str | None = None
 
 
 @dataclass
@@ -175,8 +189,11 @@ class Recipe:
         return self.output / stage.name
 
     def product(self, stage: Stage) -> Path | None:
-        """What the stage makes: a model folder (train, density) or its output (command)."""
+        """What the stage makes: a model folder (train, density) or its output (command); the
+        committed checkpoint of a train stage that has not run here (:meth:`committed`)."""
         folder = self.stage_dir(stage)
+        if stage.kind == "train" and not (folder / STATE_FILE).is_file() and self.committed(stage) is not None:
+            return Path(stage.checkpoint)
         if stage.kind == "train":
             return folder / ("fitted" if stage.fit_atomic_energies else "best")
         if stage.kind == "density":
@@ -249,11 +266,25 @@ class Recipe:
         return [str(v) for v in value] if isinstance(value, list) else str(value)
 
     # ------------------------------------------------------------------ state
+    def committed(self, stage: Stage) -> dict | None:
+        """The record of the stage's committed checkpoint (its ``stage.json`` when it was written),
+        or None: no ``checkpoint:``, nothing there, or a model another stage or recipe made."""
+        if stage.checkpoint is None or not (Path(stage.checkpoint) / "config.json").is_file():
+            return None
+        try:
+            record = json.loads((Path(stage.checkpoint) / "config.json").read_text()).get("metadata", {}).get("recipe_stage")
+        except ValueError:
+            return None
+        if not isinstance(record, dict) or (record.get("recipe"), record.get("stage")) != (self.name, stage.name):
+            return None
+        return record.get("state")
+
     def read_state(self, stage: Stage) -> dict | None:
-        """The stage's ``stage.json``, or None before it started."""
+        """The stage's ``stage.json`` (or its committed record, where the stage has not run
+        here), or None before it started."""
         path = self.stage_dir(stage) / STATE_FILE
         if not path.is_file():
-            return None
+            return self.committed(stage) if stage.kind == "train" else None
         try:
             return json.loads(path.read_text())
         except json.JSONDecodeError as err:
@@ -263,6 +294,8 @@ class Recipe:
         """Done, partial (at which step) or not started; reads files only."""
         state = self.read_state(stage)
         if state and state.get("done"):
+            if stage.kind == "train" and not (self.stage_dir(stage) / STATE_FILE).is_file():
+                return StageStatus("done", f"committed: {stage.checkpoint}, best at step {state.get('steps')}", state.get("run_steps"))
             if stage.kind == "train":
                 return StageStatus("done", f"done: best at step {state.get('steps')}, {state.get('run_steps')} steps run", state.get("run_steps"))
             return StageStatus("done", "done")
@@ -302,15 +335,21 @@ class Recipe:
             return None
         folder = self.stage_dir(stage)
         recorded, now = state.get("settings", {}), self.settings(stage)
+        if recorded != now and self._max_steps_changed_only(stage, state, recorded, now):
+            state = {**state, "settings": now}
+            atomic_write_text(folder / STATE_FILE, json.dumps(state, indent=2) + "\n")
+            recorded = now
         if recorded != now:
             changed = sorted(k for k in set(recorded) | set(now) if recorded.get(k) != now.get(k))
             raise ConfigError(
                 f"{self.path}: stage {stage.name!r} was started with other settings ({', '.join(changed)} changed since); "
                 f"put the recipe back as it was, or remove {folder} (and the folders of the stages after it) to run it again"
             )
+        here = (folder / STATE_FILE).is_file()  # a committed record names inputs that need not be here
         for record in state.get("inputs", {}).values():
-            if "stage" in record:
-                current = weights_sha256(self.resolve({"stage": record["stage"]}))
+            source = Path(self.resolve({"stage": record["stage"]})) if "stage" in record else None
+            if here and source is not None and (source / "config.json").is_file():  # gone: superseded by a committed stage
+                current = weights_sha256(source)
                 if current != record["weights_sha256"]:
                     raise ConfigError(
                         f"{self.path}: stage {stage.name!r} started from stage {record['stage']!r}'s model with weights "
@@ -318,6 +357,17 @@ class Recipe:
                         "(and the folders of the stages after it) to run it on the new model"
                     )
         return state
+
+    def _max_steps_changed_only(self, stage: Stage, state: dict, recorded: dict, now: dict) -> bool:
+        """True when only ``max_steps`` of an unfinished train stage changed, to no fewer steps
+        than its checkpoint holds (a run stopped by hand, ended where it stands or run on)."""
+        if stage.kind != "train" or state.get("done") or not (self.stage_dir(stage) / STATE_FILE).is_file():
+            return False
+        if {k for k in set(recorded) | set(now) if recorded.get(k) != now.get(k)} != {"max_steps"}:
+            return False
+        checkpoint = self.stage_dir(stage) / "checkpoint.safetensors"
+        done_steps = checkpoint_step(checkpoint) if checkpoint.is_file() else 0
+        return isinstance(now.get("max_steps"), int) and now["max_steps"] >= done_steps
 
     def begin(self, stage: Stage) -> dict:
         """Record that the stage starts (or continues): writes ``stage.json`` the first time."""
@@ -513,13 +563,16 @@ def _parse_stage(entry, index: int, where: str, defaults: dict, earlier: list[St
     fit = entry.get("fit_atomic_energies", False)
     if not isinstance(fit, bool):
         raise ConfigError(f"{here}: fit_atomic_energies must be true or false, got {fit!r}")
+    checkpoint = entry.get("checkpoint")
+    if checkpoint is not None and (not isinstance(checkpoint, str) or not checkpoint.strip()):
+        raise ConfigError(f"{here}: checkpoint must be a folder path (e.g. training/checkpoints/NAME), got {checkpoint!r}")
     if fit:
         _check_has_hcore(body, f"{here}: fit_atomic_energies")
     if kind == "train":
         _check_model_keys(body.get("model"), f"{here}, train: model")
     if kind == "density" and "backbone" not in body:
         raise ConfigError(f"{here}, density: give backbone: the Hamiltonian model whose features the heads read (a model name or folder, or {{stage: NAME}})")
-    return Stage(name=name, kind=kind, body=body, note=note, fit_atomic_energies=fit)
+    return Stage(name=name, kind=kind, body=body, note=note, fit_atomic_energies=fit, checkpoint=checkpoint)
 
 
 def _parse_command(entry: dict, name: str, here: str, earlier: list[Stage], note) -> Stage:

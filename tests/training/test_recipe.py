@@ -142,23 +142,68 @@ def test_a_stage_from_a_model_records_it_as_the_base(tmp_path):
     assert provenance(recipe)["training"]["stages"][0]["steps"] == 2
 
 
-def test_from_begins_at_a_stage_on_a_committed_model_and_refuses_one_that_needs_a_skipped_stage(tmp_path, capsys):
+def test_a_committed_checkpoint_stands_for_its_stage_on_a_fresh_checkout(tmp_path, capsys):
+    """fock commits its model; without the run folder it counts as done and more starts from the
+    committed weights. Then more commits to the same folder: fock is superseded and not trained
+    again, and fock run elsewhere leaves more's checkpoint alone."""
     require_reference(WATER_H5)
-    from ase_phisnet.model import PhiSNetConfig, build_model
-    from ase_phisnet.model.io import save_model
+    import shutil
 
-    base = tmp_path / "committed"
-    save_model(build_model(PhiSNetConfig.from_preset("small", elements=[1, 8], **{k: v for k, v in MINI["train_defaults"]["model"].items() if k != "preset"})), base)
-    on_committed = {"name": "again", "note": "from a committed model", "train": {"init_from": str(base), "loss": {"fock": 1.0}, "max_steps": 2}}
-    path = write_recipe(tmp_path, "from", recipe={**MINI, "stages": [*MINI["stages"], on_committed]})
-    assert main(["train", str(path), "--from", "more", "--no-ship", "--no-progress"]) == 2  # more starts from fock's model
-    assert "stage 'more' needs what stage 'fock' makes, which is not done" in capsys.readouterr().err
-    assert not (tmp_path / "from").exists()
-    assert main(["train", str(path), "--from", "again", "--no-ship", "--no-progress"]) == 0
-    out = listing(path, capsys)
-    assert "fock" in out and "again" in out
-    states = {line.split()[1]: line.split()[3].rstrip(":") for line in out.splitlines()[1:4]}
-    assert states == {"fock": "not", "more": "not", "again": "done"}
+    from ase_phisnet.recipes import commit_checkpoint
+
+    ckpt = tmp_path / "checkpoints" / "mini"
+    fock, more = ({**stage, "checkpoint": str(ckpt)} for stage in MINI["stages"])
+    last = {"name": "last", "note": "on more", "train": {"init_from": {"stage": "more"}, "loss": {"fock": 1.0}, "max_steps": 2}}
+    path = write_recipe(tmp_path, "c", recipe={**MINI, "stages": [fock, {k: v for k, v in more.items() if k != "checkpoint"}]})
+    run_recipe(load_recipe(path), until="fock", progress=False, log=lambda line: None)
+    record = json.loads((ckpt / "config.json").read_text())
+    assert record["metadata"]["recipe_stage"]["stage"] == "fock" and record["metadata"]["recipe_stage"]["state"]["done"]
+    assert record["weights_sha256"] == json.loads((tmp_path / "c" / "fock" / "best" / "config.json").read_text())["weights_sha256"]
+    shutil.rmtree(tmp_path / "c")  # a fresh checkout: the committed folder, no run folder
+    assert "committed: " in listing(path, capsys).splitlines()[1]
+    run_recipe(load_recipe(path), ship=False, progress=False, log=lambda line: None)
+    assert not (tmp_path / "c" / "fock").exists()  # not trained again
+    inputs = json.loads((tmp_path / "c" / "more" / "stage.json").read_text())["inputs"]
+    assert inputs == {"init_from": {"stage": "fock", "weights_sha256": record["weights_sha256"]}}
+
+    path = write_recipe(tmp_path, "d", recipe={**MINI, "stages": [fock, more, last]})
+    run_recipe(load_recipe(path), until="more", progress=False, log=lambda line: None)
+    assert json.loads((ckpt / "config.json").read_text())["metadata"]["recipe_stage"]["stage"] == "more"
+    assert not (tmp_path / "d" / "fock").exists()  # fock's committed model (the same recipe, mini) was taken; now more's is there
+    lines = []
+    run_recipe(load_recipe(path), ship=False, progress=False, log=lines.append)
+    assert lines[0] == f"[1/3] fock (train): skipped, stage 'more' after it is committed ({ckpt})"
+    assert not (tmp_path / "d" / "fock").exists() and (tmp_path / "d" / "last" / "best").is_dir()
+    lines = []
+    run_recipe(load_recipe(path, output=tmp_path / "fresh"), ship=False, progress=False, log=lines.append)  # a fresh checkout
+    assert lines[0].endswith("skipped, stage 'more' after it is committed (" + str(ckpt) + ")") and lines[1] == "[2/3] more (train): done, skipped"
+    assert sorted(p.name for p in (tmp_path / "fresh").iterdir()) == ["last"]
+    again = load_recipe(path, output=tmp_path / "elsewhere")
+    run_recipe(again, until="fock", progress=False, log=lambda line: None)  # fock itself, trained in another folder
+    assert commit_checkpoint(again, again.stage("fock"), log=lambda line: None) is None
+    assert json.loads((ckpt / "config.json").read_text())["metadata"]["recipe_stage"]["stage"] == "more"
+
+
+def test_a_stopped_stage_ends_where_it_stands_when_max_steps_comes_down_to_its_checkpoint(tmp_path):
+    require_reference(WATER_H5)
+    from ase_phisnet.training import Trainer
+
+    long = {"name": "fock", "note": "F~, stopped by hand", "train": {"loss": {"fock": 1.0}, "max_steps": 100}}
+    path = write_recipe(tmp_path, "s", recipe={**MINI, "stages": [long]})
+    recipe = load_recipe(path)
+    recipe.begin(recipe.stage("fock"))  # started with max_steps 100 ...
+    config = recipe.train_config(recipe.stage("fock"))
+    config.max_steps = 4
+    Trainer(config, progress=False).fit()  # ... and stopped after its checkpoint at step 4
+    for steps, accepted in ((2, False), (4, True)):
+        path = write_recipe(tmp_path, "s", recipe={**MINI, "stages": [{**long, "train": {**long["train"], "max_steps": steps}}]})
+        if not accepted:
+            with pytest.raises(ConfigError, match="started with other settings \\(max_steps changed since\\)"):
+                run_recipe(load_recipe(path), ship=False, progress=False, log=lambda line: None)
+            continue
+        run_recipe(load_recipe(path), ship=False, progress=False, log=lambda line: None)
+        state = json.loads((tmp_path / "s" / "fock" / "stage.json").read_text())
+        assert state["done"] and state["settings"]["max_steps"] == 4 and state["run_steps"] == 4
 
 
 def test_a_model_trained_in_float32_ships_in_float32(tmp_path):
@@ -246,7 +291,7 @@ def test_cli_refuses_single_run_options_for_a_recipe(tmp_path, capsys):
     assert "--max-steps cannot be used here: a recipe sets these per stage" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["ethanol-fock-48x3", "water-fock-48x3", "water-pbe-48x3", "water-pbe-def2svp", "water-ccsdt-def2svp", "water-density-etb"])
+@pytest.mark.parametrize("name", ["ethanol-pbe-def2svp", "water-fock-48x3", "water-pbe-48x3", "water-pbe-def2svp", "water-ccsdt-def2svp", "water-density-etb"])
 def test_shipped_recipes_parse(name):
     from pathlib import Path
 
