@@ -6,6 +6,11 @@ matrix (``PhiSNetCalculator.initial_guess``, ``mf.kernel(dm0=...)``). Prints the
 SCF cycles per guess and checks that every run lands on the same energy (within 1e-8 Eh of the
 'minao' run).
 
+The geometries are the first ``--frames`` of the model's test split of the molecule, read from
+the sets the model was trained on (its ``metadata["dataset"]``, one set or several read as one;
+``--dataset`` names others); the model is the shipped one trained on the molecule unless
+``--model`` names another.
+
     python benchmarks/scf_guess.py                                   # 50 water test frames
     python benchmarks/scf_guess.py --frames 200
     python benchmarks/scf_guess.py --molecule ethanol --model runs/ethanol/best --frames 10
@@ -20,7 +25,6 @@ import numpy as np
 from ase import Atoms
 from tqdm.auto import tqdm
 
-DATASETS = {"water": "../shared/data/water_pbe_def2svp_500K.h5", "ethanol": "../shared/data/ethanol_pbe_def2svp_500K.h5"}
 PYSCF_GUESSES = ("minao", "atom", "huckel", "sap")
 
 
@@ -40,21 +44,31 @@ def scf_cycles(mol, init_guess=None, dm0=None, conv_tol=1e-10):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--molecule", default="water", choices=sorted(DATASETS))
-    p.add_argument("--model", default="water-pbe-def2svp", help="shipped name or model folder")
-    p.add_argument("--frames", type=int, default=50, help="test-split frames (the first N)")
+    p.add_argument("--molecule", default="water", help="a name of phisnet data sample (default water)")
+    p.add_argument("--model", help="shipped name or model folder (default: the shipped model trained on the molecule)")
+    p.add_argument("--dataset", nargs="+", help="the sets the model was trained on, in its order (default: those its metadata names)")
+    p.add_argument("--frames", type=int, default=50, help="test-split frames of the molecule (the first N)")
     args = p.parse_args()
 
     from ase_phisnet.calculator import PhiSNetCalculator
+    from ase_phisnet.data.molecules import get_molecule
     from ase_phisnet.data.splits import select_split
-    from ase_phisnet.model.io import load_model
+    from ase_phisnet.evaluation import molecule_of
+    from ase_phisnet.model.io import load_model, shipped_model_for
     from ase_phisnet.molecule import build_mol
     from ase_phisnet.training.data import load_frames
 
+    formula = get_molecule(args.molecule).get_chemical_formula()
+    args.model = args.model or shipped_model_for(get_molecule(args.molecule).numbers)
     model = load_model(args.model)
-    frames, _ = load_frames(DATASETS[args.molecule])
+    dataset = args.dataset or model.metadata.get("dataset")
+    if not dataset:
+        p.error(f"{args.model} records no dataset; give --dataset")
+    frames, _ = load_frames(dataset if isinstance(dataset, str) or len(dataset) > 1 else dataset[0])
     split = "test" if "test" in getattr(model, "metadata", {}).get("splits", {}) else "all"
-    frames = select_split(model, frames, split)[: args.frames]
+    frames = [f for f in select_split(model, frames, split) if molecule_of(f) == formula][: args.frames]
+    if not frames:
+        p.error(f"the {split} split of {args.model} holds no {formula} frames")
     calc = PhiSNetCalculator(model)
 
     cycles = {g: [] for g in (*PYSCF_GUESSES, "phisnet")}
