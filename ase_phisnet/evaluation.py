@@ -156,6 +156,24 @@ def evaluate(model, frames: list[dict], batch_size: int = 64, progress: bool = T
     }
 
 
+def model_metrics(model, frames: list[dict], progress: bool = True) -> dict:
+    """Every metric of a model on frames, as ``phisnet evaluate`` and the ship step report them.
+
+    The H, orbital and dipole metrics (:func:`evaluate`, without the per-frame list), and the
+    energy and force metrics (:func:`energy_force_metrics`) where the model has an H~core head
+    and the frames have energies. Frames of several molecules are evaluated molecule by
+    molecule: ``{"n_frames", "molecules", "by_molecule": {formula: metrics}}``.
+    """
+    groups = by_molecule(frames)
+    if len(groups) > 1:
+        each = {name: model_metrics(model, group, progress) for name, group in groups.items()}
+        return {"n_frames": len(frames), "molecules": {name: len(group) for name, group in groups.items()}, "by_molecule": each}
+    result = evaluate(model, frames, progress=progress)
+    if "hcore" in model.config.heads and "energy" in frames[0]:
+        result.update(energy_force_metrics(model, frames, progress=progress))
+    return {k: v for k, v in result.items() if k != "per_frame_h_mae_uEh"}
+
+
 def energy_force_metrics(model, frames: list[dict], batch_size: int = 32, progress: bool = True) -> dict:
     """Energy (meV) and force (meV/Å) MAE of a model with an H~core head against the frames'
     reference energies and forces (:func:`predict_energies_forces`).
@@ -186,9 +204,12 @@ def markdown_table(result: dict, label: str, split: str, published: dict | None 
     """Our metrics in a markdown table, with the published rows beside them.
 
     ``published``: rows ``{name: {"h_mae_uEh", "eps_mae_uEh", "psi_percent"}}``; by default those
-    of :data:`PUBLISHED` for the one molecule of ``result["molecules"]`` (none for several, or
-    for a molecule without published figures); ``{}`` for none.
+    of :data:`PUBLISHED` for the one molecule of ``result["molecules"]`` (none for a molecule
+    without published figures); ``{}`` for none. A result of several molecules
+    (:func:`model_metrics`) gives one table per molecule, each under its formula.
     """
+    if "by_molecule" in result:
+        return "\n".join(f"### {name}\n\n{markdown_table(m, label, split, published)}" for name, m in result["by_molecule"].items())
     if published is None:
         molecules = list(result.get("molecules", {}))
         published = PUBLISHED.get(molecules[0], {}) if len(molecules) == 1 else {}

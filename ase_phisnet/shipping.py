@@ -57,7 +57,7 @@ def ship_hamiltonian_model(model_dir, to, dataset, *, fit_atomic_energies: bool 
         The written folder and the test-split metrics (µEh, %, meV, meV/Å).
     """
     from .data.splits import select_split
-    from .evaluation import energy_force_metrics, evaluate
+    from .evaluation import model_metrics
     from .model.io import load_model, save_model
     from .training.data import load_frames, molecule_counts, pair_distance_range
     from .training.energy_forces import fit_atomic_energies as fit
@@ -67,11 +67,9 @@ def ship_hamiltonian_model(model_dir, to, dataset, *, fit_atomic_energies: bool 
     if fit_atomic_energies:
         fit(model, select_split(model, frames, "train"))
     test = select_split(model, frames, "test")
-    result = evaluate(model, test, progress=progress)
-    if "hcore" in model.config.heads:
-        result.update(energy_force_metrics(model, test, progress=progress))
+    result = model_metrics(model, test, progress=progress)
     metadata = _with_provenance(dict(model.metadata), provenance)
-    metadata["test_metrics"] = {k: v for k, v in result.items() if k != "per_frame_h_mae_uEh"}
+    metadata["test_metrics"] = dict(result)
     metadata["test_metrics"]["dataset"] = " + ".join(Path(d).name for d in dataset) if isinstance(dataset, (list, tuple)) else Path(dataset).name
     for key, path in (attach or {}).items():
         if key in metadata:

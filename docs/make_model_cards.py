@@ -264,8 +264,16 @@ def card(folder: Path) -> str:
 
     if meta.get("test_metrics"):
         tm = dict(meta["test_metrics"])
+        tm.pop("molecules", None)
+        each = tm.pop("by_molecule", None)
         head = f"## Test metrics ({tm.pop('n_frames', '?')} frames" + (f" of `{tm.pop('dataset')}`" if "dataset" in tm else "") + ")"
-        out += [head, ""] + metrics_table(tm) + [""]
+        out += [head, ""]
+        if each:  # a model of several molecules: one table each
+            for name, values in each.items():
+                values = {k: v for k, v in values.items() if k != "molecules"}
+                out += [f"### {name} ({values.pop('n_frames', '?')} frames)", ""] + metrics_table(values) + [""]
+        else:
+            out += metrics_table(tm) + [""]
     if meta.get("transfer_report"):
         tr = meta["transfer_report"]
         out += [f"## Against CCSD(T) on {tr.get('n_frames', '?')} held-out {tr.get('split', '')} frames (relative energies)", "",
@@ -282,6 +290,11 @@ def card(folder: Path) -> str:
     if meta.get("validation"):
         out += ["## Validation metrics (best weights)", ""] + metrics_table(meta["validation"]) + [""]
     if meta.get("training_range"):
+        molecules = meta["training_range"].get("molecules", {})
+        if molecules:
+            out += ["## Molecules trained on", "", "Frames per molecule of the training split (`metadata.training_range.molecules`).",
+                    "", "| molecule | training frames |", "|---|---|"]
+            out += [f"| {name} | {count} |" for name, count in molecules.items()] + [""]
         pairs = meta["training_range"].get("pair_distance_A", {})
         if pairs:
             out += ["## Training range", "", "Shortest and longest distance per element pair in the training data (Å); "

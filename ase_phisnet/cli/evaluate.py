@@ -39,19 +39,8 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def metrics(model, frames: list[dict], progress: bool = True) -> dict:
-    """H, orbital and dipole metrics, and energy and force metrics where the model and the frames
-    have them; without the per-frame H errors."""
-    from ..evaluation import energy_force_metrics, evaluate
-
-    result = evaluate(model, frames, progress=progress)
-    if "hcore" in model.config.heads and "energy" in frames[0]:
-        result.update(energy_force_metrics(model, frames, progress=progress))
-    return {k: v for k, v in result.items() if k != "per_frame_h_mae_uEh"}
-
-
 def run(args) -> int:
-    from ..evaluation import by_molecule, markdown_table
+    from ..evaluation import markdown_table, model_metrics
     from ..model.io import load_model
     from ..training.data import load_frames
 
@@ -61,14 +50,8 @@ def run(args) -> int:
     if args.max_frames:
         frames = frames[: args.max_frames]
     label = Path(str(args.model)).name
-    groups = by_molecule(frames)
-    if len(groups) == 1:
-        summary = metrics(model, frames, progress=not args.no_progress)
-        table = markdown_table(summary, label=label, split=args.split)
-    else:
-        each = {name: metrics(model, group, progress=not args.no_progress) for name, group in groups.items()}
-        summary = {"n_frames": len(frames), "molecules": {name: len(group) for name, group in groups.items()}, "by_molecule": each}
-        table = "\n".join(f"### {name}\n\n{markdown_table(m, label=label, split=args.split)}" for name, m in each.items())
+    summary = model_metrics(model, frames, progress=not args.no_progress)
+    table = markdown_table(summary, label=label, split=args.split)
     summary.update({"model": str(args.model), "dataset": " + ".join(str(d) for d in args.dataset), "split": args.split})
     print(json.dumps(summary, indent=2))
     print()

@@ -195,6 +195,19 @@ def test_a_list_of_datasets_trains_as_one_set(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "### H2O" in out and "### C2H6O" in out and "20.09" in out  # ethanol's published PhiSNet row
 
+    # shipped, the model records and its card shows each molecule's test figures
+    from ase_phisnet.shipping import ship_hamiltonian_model
+
+    from ..conftest import load_card_generator
+
+    shipped, result = ship_hamiltonian_model(tmp_path / "both" / "best", tmp_path / "shipped", union, progress=False)
+    recorded = load_model(shipped).metadata["test_metrics"]
+    assert recorded["by_molecule"]["C2H6O"]["h_mae_uEh"] == pytest.approx(saved["by_molecule"]["C2H6O"]["h_mae_uEh"], rel=1e-9)
+    cards = load_card_generator()
+    cards.ROOT = tmp_path  # the card names files relative to the checkout; here, to the test's folder
+    card = cards.card(shipped)
+    assert "### H2O (3 frames)" in card and "### C2H6O (1 frames)" in card and "| C2H6O | 2 |" in card
+
     # a set labelled otherwise is refused, naming the setting
     with h5py.File(WATER_H5, "r") as src, h5py.File(tmp_path / "b3lyp.h5", "w") as dst:
         for key in src:
