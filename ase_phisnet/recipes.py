@@ -158,8 +158,10 @@ def commit_checkpoint(recipe: Recipe, stage: Stage, log=print) -> Path | None:
     """Write a finished train stage's model to its ``checkpoint:`` folder, to be committed.
 
     The weights are stored as trained (float32 where the stage trained in float32); the
-    metadata gains ``recipe_stage``: the recipe's and the stage's names and the stage's record
-    (its ``stage.json``), by which a checkout without the run folder counts the stage as done.
+    metadata gains ``recipe_stage``: the recipe's and the stage's names, the stage's record
+    (its ``stage.json``), by which a checkout without the run folder counts the stage as done,
+    and the records of the stages its model grew from (``chain``), for the shipped model's
+    account of its training once those stages' own records are gone.
     A checkpoint that a later stage of the recipe wrote is left as it is (returns None).
     """
     from .model.io import load_model, save_model
@@ -175,7 +177,8 @@ def commit_checkpoint(recipe: Recipe, stage: Stage, log=print) -> Path | None:
         log(f"  checkpoint {target} holds the later stage {holder['stage']!r}; left as it is")
         return None
     model = load_model(recipe.stage_dir(stage) / ("fitted" if stage.fit_atomic_energies else "best"))
-    record = {"recipe": recipe.name, "stage": stage.name, "state": recipe.read_state(stage)}
+    earlier = {s.name: stage_record(recipe, s) for s in recipe.chain(stage)[:-1]}
+    record = {"recipe": recipe.name, "stage": stage.name, "state": recipe.read_state(stage), "chain": {k: v for k, v in earlier.items() if v}}
     path = save_model(model, target, metadata={**model.metadata, "recipe_stage": record}, state_dict=as_trained(model))
     log(f"  checkpoint: {stage.name} -> {path} (commit it)")
     return path
@@ -204,11 +207,25 @@ def run_density_stage(recipe: Recipe, stage: Stage, progress: bool = True) -> di
 
 
 # ---------------------------------------------------------------------- ship
+def stage_record(recipe: Recipe, stage: Stage) -> dict | None:
+    """The stage's record: its ``stage.json`` or committed record (:meth:`Recipe.read_state`),
+    else the copy that a later stage's committed checkpoint keeps in its ``chain``."""
+    state = recipe.read_state(stage)
+    if state is not None:
+        return state
+    for later in recipe.stages[recipe.stages.index(stage) + 1 :]:
+        if later.checkpoint and (Path(later.checkpoint) / "config.json").is_file():
+            record = json.loads((Path(later.checkpoint) / "config.json").read_text()).get("metadata", {}).get("recipe_stage", {})
+            if record.get("recipe") == recipe.name and stage.name in record.get("chain", {}):
+                return record["chain"][stage.name]
+    return None
+
+
 def provenance(recipe: Recipe) -> dict:
     """``base_model`` and ``training`` (recipe, stages) for the shipped model's metadata."""
     stages = []
     for stage in lineage(recipe, recipe.shipped_stage()):
-        state = recipe.read_state(stage) or {}
+        state = stage_record(recipe, stage) or {}
         stages.append({"stage": stage.name, "what": stage.note, "steps": state.get("steps"), "wall_time_s": state.get("wall_time_s"), "hardware": state.get("hardware")})
     return {"base_model": base_record(recipe, recipe.shipped_stage()), "training": {"recipe": portable_path(recipe.path), "stages": stages}}
 
@@ -230,7 +247,7 @@ def base_record(recipe: Recipe, stage: Stage) -> dict | None:
     (None when the first started from scratch). For a density stage: its backbone; a backbone
     made by this recipe is named ``RECIPE/STAGE`` and carries its own record as ``base_model``.
     """
-    inputs = (recipe.read_state(recipe.chain(stage)[0]) or {}).get("inputs", {})
+    inputs = (stage_record(recipe, recipe.chain(stage)[0]) or {}).get("inputs", {})
     base = next(iter(inputs.values()), None)
     if base is None:
         return None

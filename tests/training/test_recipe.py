@@ -178,6 +178,10 @@ def test_a_committed_checkpoint_stands_for_its_stage_on_a_fresh_checkout(tmp_pat
     run_recipe(load_recipe(path, output=tmp_path / "fresh"), ship=False, progress=False, log=lines.append)  # a fresh checkout
     assert lines[0].endswith("skipped, stage 'more' after it is committed (" + str(ckpt) + ")") and lines[1] == "[2/3] more (train): done, skipped"
     assert sorted(p.name for p in (tmp_path / "fresh").iterdir()) == ["last"]
+    from ase_phisnet.recipes import provenance
+
+    told = provenance(load_recipe(path, output=tmp_path / "fresh"))["training"]["stages"]
+    assert [(s["stage"], s["steps"] is not None) for s in told] == [("fock", True), ("more", True), ("last", True)]  # fock's record kept by more's checkpoint
     again = load_recipe(path, output=tmp_path / "elsewhere")
     run_recipe(again, until="fock", progress=False, log=lambda line: None)  # fock itself, trained in another folder
     assert commit_checkpoint(again, again.stage("fock"), log=lambda line: None) is None
