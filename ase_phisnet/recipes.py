@@ -37,7 +37,7 @@ from pathlib import Path
 from .atomic_files import atomic_write_text
 from .data.location import portable_path
 from .errors import ConfigError
-from .training.recipe import SHIP_STATE, Recipe, Stage, run_command_stage, run_train_stage, weights_sha256
+from .training.recipe import SHIP_STATE, STATE_FILE, Recipe, Stage, run_command_stage, run_train_stage, weights_sha256
 from .training.recipe import load_recipe as load_recipe_format
 
 
@@ -118,6 +118,8 @@ def run_recipe(recipe: Recipe, until: str | None = None, ship: bool = True, ship
         elif status.state == "done":
             recipe.check_recorded(stage)
             log(f"{head}: done, skipped")
+            if stage.checkpoint and recipe.committed(stage) is None and (recipe.stage_dir(stage) / STATE_FILE).is_file():
+                commit_checkpoint(recipe, stage, log=log)  # finished, its checkpoint not yet written
         else:
             log(f"{head}: {'continuing, ' + status.text if status.state == 'partial' else 'starting'}")
             started = time.perf_counter()

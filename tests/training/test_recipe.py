@@ -208,6 +208,10 @@ def test_a_stopped_stage_ends_where_it_stands_when_max_steps_comes_down_to_its_c
         run_recipe(load_recipe(path), ship=False, progress=False, log=lambda line: None)
         state = json.loads((tmp_path / "s" / "fock" / "stage.json").read_text())
         assert state["done"] and state["settings"]["max_steps"] == 4 and state["run_steps"] == 4
+    # a checkpoint: named after the stage finished is written on the next run
+    path = write_recipe(tmp_path, "s", recipe={**MINI, "stages": [{**long, "checkpoint": str(tmp_path / "ckpt"), "train": {**long["train"], "max_steps": 4}}]})
+    run_recipe(load_recipe(path), ship=False, progress=False, log=lambda line: None)
+    assert json.loads((tmp_path / "ckpt" / "config.json").read_text())["metadata"]["recipe_stage"]["state"]["run_steps"] == 4
 
 
 def test_a_model_trained_in_float32_ships_in_float32(tmp_path):
