@@ -67,11 +67,14 @@ def density_config(recipe: Recipe, stage: Stage):
 
 # ---------------------------------------------------------------------- listing
 def stage_table(recipe: Recipe, ship_to=None) -> str:
-    """One line per stage with its state (done / partial at step N / not started), then the ship step."""
+    """One line per stage with its state (done / committed / partial at step N / not started /
+    not run, superseded by a later committed stage), then the ship step."""
     width = max(len(s.name) for s in recipe.stages)
+    superseded = superseded_stages(recipe)
     lines = [f"recipe {recipe.name} ({recipe.path}), run folder {recipe.output}"]
     for i, stage in enumerate(recipe.stages, 1):
-        lines.append(f"  {i:>2}  {stage.name:<{width}}  {stage.kind:<7}  {recipe.status(stage).text}")
+        state = f"not run: {superseded[stage.name]}" if stage.name in superseded else recipe.status(stage).text
+        lines.append(f"  {i:>2}  {stage.name:<{width}}  {stage.kind:<7}  {state}")
     to = Path(ship_to) if ship_to else recipe.ship_dir()
     shipped = "done" if _shipped(recipe, to) else "not done"
     lines.append(f"      {'ship':<{width}}  {'':<7}  {shipped}: {recipe.shipped_stage().name} -> {to}")

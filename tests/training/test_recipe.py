@@ -174,6 +174,7 @@ def test_a_committed_checkpoint_stands_for_its_stage_on_a_fresh_checkout(tmp_pat
     run_recipe(load_recipe(path), ship=False, progress=False, log=lines.append)
     assert lines[0] == f"[1/3] fock (train): skipped, stage 'more' after it is committed ({ckpt})"
     assert not (tmp_path / "d" / "fock").exists() and (tmp_path / "d" / "last" / "best").is_dir()
+    assert "not run: stage 'more' after it is committed" in listing(path, capsys).splitlines()[1]
     lines = []
     run_recipe(load_recipe(path, output=tmp_path / "fresh"), ship=False, progress=False, log=lines.append)  # a fresh checkout
     assert lines[0].endswith("skipped, stage 'more' after it is committed (" + str(ckpt) + ")") and lines[1] == "[2/3] more (train): done, skipped"
