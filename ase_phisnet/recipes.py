@@ -37,7 +37,7 @@ from pathlib import Path
 from .atomic_files import atomic_write_text
 from .data.location import portable_path
 from .errors import ConfigError
-from .training.recipe import SHIP_STATE, STATE_FILE, Recipe, Stage, run_command_stage, run_train_stage, weights_sha256
+from .training.recipe import SHIP_STATE, STATE_FILE, Recipe, Stage, checkpoint_record, run_command_stage, run_train_stage, weights_sha256
 from .training.recipe import load_recipe as load_recipe_format
 
 
@@ -174,10 +174,7 @@ def commit_checkpoint(recipe: Recipe, stage: Stage, log=print) -> Path | None:
 
     target = Path(stage.checkpoint)
     names = [s.name for s in recipe.stages]
-    try:
-        holder = json.loads((target / "config.json").read_text()).get("metadata", {}).get("recipe_stage", {})
-    except (OSError, ValueError):
-        holder = {}
+    holder = checkpoint_record(target)
     if holder.get("recipe") == recipe.name and holder.get("stage") in names and names.index(holder["stage"]) > names.index(stage.name):
         log(f"  checkpoint {target} holds the later stage {holder['stage']!r}; left as it is")
         return None
@@ -219,10 +216,9 @@ def stage_record(recipe: Recipe, stage: Stage) -> dict | None:
     if state is not None:
         return state
     for later in recipe.stages[recipe.stages.index(stage) + 1 :]:
-        if later.checkpoint and (Path(later.checkpoint) / "config.json").is_file():
-            record = json.loads((Path(later.checkpoint) / "config.json").read_text()).get("metadata", {}).get("recipe_stage", {})
-            if record.get("recipe") == recipe.name and stage.name in record.get("chain", {}):
-                return record["chain"][stage.name]
+        record = checkpoint_record(later.checkpoint) if later.checkpoint else {}
+        if record.get("recipe") == recipe.name and stage.name in record.get("chain", {}):
+            return record["chain"][stage.name]
     return None
 
 

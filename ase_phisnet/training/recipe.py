@@ -269,13 +269,8 @@ class Recipe:
     def committed(self, stage: Stage) -> dict | None:
         """The record of the stage's committed checkpoint (its ``stage.json`` when it was written),
         or None: no ``checkpoint:``, nothing there, or a model another stage or recipe made."""
-        if stage.checkpoint is None or not (Path(stage.checkpoint) / "config.json").is_file():
-            return None
-        try:
-            record = json.loads((Path(stage.checkpoint) / "config.json").read_text()).get("metadata", {}).get("recipe_stage")
-        except ValueError:
-            return None
-        if not isinstance(record, dict) or (record.get("recipe"), record.get("stage")) != (self.name, stage.name):
+        record = checkpoint_record(stage.checkpoint) if stage.checkpoint else {}
+        if (record.get("recipe"), record.get("stage")) != (self.name, stage.name):
             return None
         return record.get("state")
 
@@ -442,6 +437,15 @@ def run_command_stage(recipe: Recipe, stage: Stage, log=print) -> dict:
     if product is not None and not product.exists():
         raise StageFailed(f"{recipe.path}: stage {stage.name!r}: the command finished but made no {product} (its output: {stage.output})")
     return recipe.finish(stage, {"output": stage.output})
+
+
+def checkpoint_record(folder) -> dict:
+    """The ``recipe_stage`` record of a committed checkpoint folder (empty when there is none)."""
+    try:
+        record = json.loads((Path(folder) / "config.json").read_text()).get("metadata", {}).get("recipe_stage")
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def checkpoint_step(path) -> int:
