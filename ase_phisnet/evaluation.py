@@ -28,7 +28,7 @@ import scipy.linalg
 import torch
 from tqdm.auto import tqdm
 
-from .molecule import check_charge_multiplicity
+from .molecule import check_charge_multiplicity, formula
 from .training.energy_forces import predict_energies_forces
 from .units import BOHR, HARTREE, HARTREE_PER_BOHR
 
@@ -59,9 +59,7 @@ PUBLISHED = {
 
 def molecule_of(frame: dict) -> str:
     """The Hill formula of a frame's molecule (``numbers``), as the model records count them."""
-    from ase import Atoms
-
-    return Atoms(numbers=[int(z) for z in frame["numbers"]]).get_chemical_formula()
+    return formula(frame["numbers"])
 
 
 def by_molecule(frames: list[dict]) -> dict[str, list[dict]]:

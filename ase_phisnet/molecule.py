@@ -20,6 +20,20 @@ from .errors import ElectronCountError, InputError
 from .units import BOHR
 
 
+def formula(numbers: Sequence[int]) -> str:
+    """The Hill formula of a molecule (C first, then H, then the rest alphabetically), the name
+    by which models record the molecules they were trained on and evaluation groups frames.
+
+    Examples
+    --------
+    >>> formula([1, 8, 1]), formula([6, 6, 8, 1, 1, 1, 1, 1, 1])
+    ('H2O', 'C2H6O')
+    """
+    from ase import Atoms
+
+    return Atoms(numbers=[int(z) for z in numbers]).get_chemical_formula(mode="hill")
+
+
 def check_charge_multiplicity(numbers: Sequence[int], charge: int = 0, multiplicity: int = 1) -> int:
     """Validate charge and spin multiplicity (2S+1) against the nuclear charges.
 

@@ -90,11 +90,10 @@ def shipped_model_for(numbers) -> str:
     >>> shipped_model_for([8, 1, 1])
     'water-pbe-def2svp'
     """
-    from ase import Atoms
-
     from ..errors import InputError
+    from ..molecule import formula as hill_formula
 
-    formula = Atoms(numbers=[int(z) for z in numbers]).get_chemical_formula()
+    formula = hill_formula(numbers)
     trained_on, offered = [], []
     for name in shipped_models():
         config = read_config(SHIPPED / name)

@@ -73,6 +73,9 @@ class OptimizerConfig:
     ``clip_grad``. ``warmup_steps`` ramps the rate linearly from ``lr / warmup_steps`` to ``lr``
     over the first steps of a run: a run that starts from trained weights (``init_from``) with
     a fresh optimizer state otherwise moves every weight by ``lr`` at once in its first steps.
+    ``cosine_steps`` > 0 replaces the plateau halving: after the warm-up the rate falls from
+    ``lr`` to ``min_lr`` along half a cosine over that many steps, then stays at ``min_lr``. It
+    is counted in steps, not tied to ``max_steps``, so a run stopped early keeps its schedule.
     """
 
     lr: float = 1e-3
@@ -84,6 +87,7 @@ class OptimizerConfig:
     plateau_patience: int = 10
     min_lr: float = 1e-6
     weight_decay: float = 0.0
+    cosine_steps: int = 0
 
 
 @dataclass
@@ -155,6 +159,10 @@ class TrainConfig:
             raise ConfigError(f"trainable must be a list of parameter-name prefixes (e.g. [heads.hcore]), got {self.trainable!r}")
         if int(self.optimizer.warmup_steps) < 0:
             raise ConfigError(f"optimizer.warmup_steps must be a step count >= 0, got {self.optimizer.warmup_steps!r}")
+        if int(self.optimizer.cosine_steps) < 0:
+            raise ConfigError(f"optimizer.cosine_steps must be a step count >= 0 (0: plateau halving), got {self.optimizer.cosine_steps!r}")
+        if int(self.optimizer.cosine_steps) > 0 and not float(self.optimizer.min_lr) < float(self.optimizer.lr):
+            raise ConfigError(f"optimizer.cosine_steps needs min_lr below lr, got min_lr {self.optimizer.min_lr!r} and lr {self.optimizer.lr!r}")
         if int(self.energy_forces_from) < 0:
             raise ConfigError(f"energy_forces_from must be a step number >= 0, got {self.energy_forces_from!r}")
         for name in ("batch_size", "max_steps", "val_every"):

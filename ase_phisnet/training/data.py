@@ -15,6 +15,7 @@ import torch
 
 from ..basis import AOBasis
 from ..errors import DatasetError, MissingFileError
+from ..molecule import formula
 from ..units import BOHR
 
 #: Reference settings that the sets of a union must share.
@@ -204,7 +205,7 @@ def _invariant_part(block: np.ndarray, shells) -> np.ndarray:
 
 
 def molecule_counts(numbers_list) -> dict[str, int]:
-    """Frames per molecule (Hill formula, as :meth:`ase.Atoms.get_chemical_formula` writes it).
+    """Frames per molecule (Hill formula, :func:`ase_phisnet.molecule.formula`).
 
     Stored in a model's metadata as ``training_range["molecules"]``: the molecules a model was
     trained on, by which the commands pick a shipped model (:func:`ase_phisnet.model.io.shipped_model_for`).
@@ -214,12 +215,10 @@ def molecule_counts(numbers_list) -> dict[str, int]:
     >>> molecule_counts([[8, 1, 1], [1, 8, 1], [6, 6, 8, 1, 1, 1, 1, 1, 1]])
     {'H2O': 2, 'C2H6O': 1}
     """
-    from ase import Atoms
-
     counts: dict[str, int] = {}
     for numbers in numbers_list:
-        formula = Atoms(numbers=[int(z) for z in numbers]).get_chemical_formula()
-        counts[formula] = counts.get(formula, 0) + 1
+        name = formula(numbers)
+        counts[name] = counts.get(name, 0) + 1
     return counts
 
 

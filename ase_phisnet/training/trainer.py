@@ -1,4 +1,4 @@
-"""The training loop: AMSGrad, EMA weights, plateau LR halving, clipping, atomic checkpoints.
+"""The training loop: AMSGrad, EMA weights, plateau LR halving or cosine decay, clipping, atomic checkpoints.
 
 A run writes into its output folder:
 
@@ -245,13 +245,20 @@ class Trainer:
                 if p.requires_grad:
                     e.mul_(decay).add_(p.detach(), alpha=1 - decay)
 
-    def _warm_up(self):
-        """Linear learning-rate ramp over ``optimizer.warmup_steps`` (step-based, so a resumed
-        run picks it up where it stopped); the plateau schedule takes over afterwards."""
-        n = self.config.optimizer.warmup_steps
-        if self.step < n:
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.config.optimizer.lr * (self.step + 1) / n
+    def _set_lr(self):
+        """Linear ramp over ``optimizer.warmup_steps``, then the cosine decay if
+        ``cosine_steps`` is set (else the plateau schedule takes over). Both are functions of
+        the step, so a resumed run picks them up where it stopped."""
+        o = self.config.optimizer
+        if self.step < o.warmup_steps:
+            lr = o.lr * (self.step + 1) / o.warmup_steps
+        elif o.cosine_steps:
+            t = min(1.0, (self.step - o.warmup_steps) / o.cosine_steps)
+            lr = o.min_lr + 0.5 * (o.lr - o.min_lr) * (1.0 + math.cos(math.pi * t))
+        else:
+            return
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     def _check_trainable(self):
         names = [n for n, _ in self.model.named_parameters()]
@@ -367,7 +374,7 @@ class Trainer:
                     f"loss is {batch_loss} at step {self.step + 1}; stopped. The last good checkpoint "
                     f"({self.out / 'checkpoint.safetensors'}) is intact: resume with a lower learning rate"
                 )
-            self._warm_up()
+            self._set_lr()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.processes.sum_gradients(self.model.parameters())
@@ -389,7 +396,8 @@ class Trainer:
                     self.best_val = math.inf
                     self.scheduler.best = math.inf
                     self.scheduler.num_bad_epochs = 0
-                self.scheduler.step(last["val_loss"])
+                if not cfg.optimizer.cosine_steps:
+                    self.scheduler.step(last["val_loss"])
                 lr = self.optimizer.param_groups[0]["lr"]
                 row = {"step": self.step, "elapsed_s": round(self.elapsed, 1), "cpu_s": round(self.cpu_time, 1), "lr": lr, "train_loss": running, **last}
                 if main:

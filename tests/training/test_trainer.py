@@ -217,3 +217,20 @@ def test_a_list_of_datasets_trains_as_one_set(tmp_path, capsys):
         load_frames([str(WATER_H5), str(tmp_path / "b3lyp.h5")])
     with pytest.raises(Exception, match="dataset must be a dataset folder or .h5 file, or a list of them"):
         TrainConfig.from_yaml(write_config(tmp_path, "empty", dataset=[]))
+
+
+def test_cosine_schedule_follows_the_step_after_the_warm_up_and_replaces_the_plateau(tmp_path):
+    import csv
+    import math
+
+    lr, low = 1e-3, 1e-5
+    optimizer = {"lr": lr, "min_lr": low, "warmup_steps": 2, "cosine_steps": 4, "plateau_patience": 0}
+    path = write_config(tmp_path, "cosine", optimizer=optimizer, max_steps=8, val_every=1)
+    Trainer(TrainConfig.from_yaml(path), progress=False).fit()
+    rows = list(csv.DictReader(open(tmp_path / "cosine" / "metrics.csv")))
+    # the rate of each step: ramp 1/2, 2/2 of lr, then half a cosine from lr to min_lr over 4 steps
+    cosine = [low + 0.5 * (lr - low) * (1 + math.cos(math.pi * t / 4)) for t in range(4)]
+    assert [float(r["lr"]) for r in rows] == pytest.approx([lr / 2, lr, *cosine, low, low], rel=1e-9)
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "optimizer": {**optimizer, "min_lr": lr}}))
+    with pytest.raises(ValueError, match="min_lr below lr"):
+        TrainConfig.from_yaml(path)
