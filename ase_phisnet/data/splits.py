@@ -3,7 +3,9 @@
 The eligible frames (converged ones, unless asked otherwise) are permuted with
 ``numpy.random.default_rng(seed).permutation``; the first ``n_train`` are the training set, the
 next ``n_val`` the validation set, and the next ``n_test`` (default: all the rest) the test set.
-The water protocol of the papers is 500 / 500 / rest.
+The water protocol of the papers is 500 / 500 / rest. ``train_subset=N`` keeps only the first
+``N`` of the ``n_train`` training frames (in the permuted order) and leaves the validation and
+test sets as they are: nested training sets for a learning curve against the number of frames.
 
 Examples
 --------
@@ -12,6 +14,9 @@ Examples
 >>> s = make_splits(np.ones(10, bool), n_train=5, n_val=2, seed=0)
 >>> len(s["train"]), len(s["val"]), len(s["test"])
 (5, 2, 3)
+>>> t = make_splits(np.ones(10, bool), n_train=5, n_val=2, seed=0, train_subset=2)
+>>> len(t["train"]), set(t["train"]) <= set(s["train"]), bool((t["val"] == s["val"]).all())
+(2, True, True)
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ def make_splits(
     n_test: int | None = None,
     seed: int = 0,
     include_unconverged: bool = False,
+    train_subset: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Split frame indices into train/val/test sets.
 
@@ -50,6 +56,10 @@ def make_splits(
         Seed of ``numpy.random.default_rng``.
     include_unconverged : bool
         Also draw from frames whose SCF did not converge (excluded by default).
+    train_subset : int, optional
+        Train on only the first ``train_subset`` of the ``n_train`` training frames (in the
+        permuted order, so a smaller subset lies inside a larger one); the other training frames
+        are in no split. Validation and test are those of the full split.
 
     Returns
     -------
@@ -58,8 +68,11 @@ def make_splits(
 
     Raises
     ------
+    InputError
+        Negative sizes, more frames requested than eligible, or a ``train_subset`` larger than
+        ``n_train``.
     ValueError
-        Negative sizes, or more frames requested than eligible.
+        ``store_or_converged_mask`` is neither a dataset nor a 1-d boolean mask.
     """
     from .store import FrameStore
 
@@ -80,6 +93,8 @@ def make_splits(
         if value is not None and (int(value) != value or value < 0):
             raise InputError(f"{name} must be an integer >= 0, got {value!r}")
     n_train, n_val = int(n_train), int(n_val)
+    if train_subset is not None and (int(train_subset) != train_subset or not 1 <= train_subset <= n_train):
+        raise InputError(f"train_subset must be an integer from 1 to n_train ({n_train}), got {train_subset!r}")
     n_rest = len(eligible) - n_train - n_val
     n_test = n_rest if n_test is None else int(n_test)
     if n_train + n_val + n_test > len(eligible) or n_rest < 0:
@@ -90,7 +105,10 @@ def make_splits(
         )
     perm = np.random.default_rng(seed).permutation(eligible)
     bounds = np.cumsum([0, n_train, n_val, n_test])
-    return {name: np.sort(perm[bounds[i] : bounds[i + 1]]).astype(np.int64) for i, name in enumerate(SPLIT_NAMES)}
+    splits = {name: perm[bounds[i] : bounds[i + 1]] for i, name in enumerate(SPLIT_NAMES)}
+    if train_subset is not None:
+        splits["train"] = splits["train"][: int(train_subset)]
+    return {name: np.sort(part).astype(np.int64) for name, part in splits.items()}
 
 
 def splits_to_json(splits: dict, **info) -> str:

@@ -92,13 +92,16 @@ class OptimizerConfig:
 
 @dataclass
 class SplitConfig:
-    """Seeded train/validation/test split; ``n_test=None`` puts every other frame in test."""
+    """Seeded train/validation/test split; ``n_test=None`` puts every other frame in test.
+    ``train_subset`` trains on the first N training frames only, with validation and test
+    unchanged (:func:`ase_phisnet.data.splits.make_splits`)."""
 
     n_train: int = 500
     n_val: int = 500
     n_test: int | None = None
     seed: int = 0
     include_unconverged: bool = False
+    train_subset: int | None = None
 
 
 @dataclass

@@ -84,7 +84,7 @@ class Trainer:
         converged = np.array([bool(f["converged"]) for f in frames])
         s = config.splits
         # make_splits draws positions in the frame list; the record keeps dataset frame indices
-        positions = make_splits(converged, s.n_train, s.n_val, s.n_test, seed=s.seed, include_unconverged=s.include_unconverged)
+        positions = make_splits(converged, s.n_train, s.n_val, s.n_test, seed=s.seed, include_unconverged=s.include_unconverged, train_subset=s.train_subset)
         self.splits = {k: [int(frames[p]["index"]) for p in v] for k, v in positions.items()}
         elements = sorted({int(z) for f in frames for z in f["numbers"]})
         model_cfg = dict(config.model)

@@ -29,6 +29,20 @@ def test_reproducible_disjoint_sorted():
     assert len(make_splits(mask, 30, 20, n_test=10)["test"]) == 10
 
 
+def test_train_subsets_are_nested_and_leave_val_and_test_alone():
+    mask = np.ones(100, bool)
+    full = make_splits(mask, 40, 20, seed=3)
+    small, mid = (make_splits(mask, 40, 20, seed=3, train_subset=n) for n in (10, 25))
+    assert (len(small["train"]), len(mid["train"])) == (10, 25)
+    assert set(small["train"]) < set(mid["train"]) < set(full["train"])
+    for part in (small, mid):
+        np.testing.assert_array_equal(part["val"], full["val"])
+        np.testing.assert_array_equal(part["test"], full["test"])
+    for bad in (0, 41, 2.5):
+        with pytest.raises(ValueError, match="train_subset must be an integer from 1 to n_train"):
+            make_splits(mask, 40, 20, train_subset=bad)
+
+
 def test_unconverged_excluded_and_sizes_checked():
     mask = np.ones(10, bool)
     mask[[3, 7]] = False
