@@ -13,8 +13,8 @@ What is measured, per molecule:
   engine it picks by default: the compiled network and the NumPy electronic step where the
   engine is built, else torch; ``--engine`` chooses), one torch thread. The report says which
   engine ran. Water runs the shipped ``water-pbe-def2svp``; the other molecules run
-  random weights in the same architecture (``small`` preset, 32 features, F~ and H~core heads,
-  ``core_baseline``), which costs the same. The model is loaded (timed), the first
+  random weights in the same architecture (``small`` preset, 48 features, 3 interaction
+  modules, F~ and H~core heads, ``core_baseline``, energy correction), which costs the same. The model is loaded (timed), the first
   energy+forces call of the fresh calculator is the cold call (timed, on a frame that is not
   counted, and it is also the warm-up), then each of ``--frames`` other frames is evaluated
   once: ``atoms.get_forces()`` then ``atoms.get_potential_energy()`` from the same step;
@@ -97,7 +97,7 @@ MOLECULES = {
 SAMPLING = dict(temperature=500.0, equilibration_ps=0.2, stride_fs=10.0, timestep_fs=0.5, friction=0.01)
 
 #: The random-weight model: the shipped water model's architecture.
-RANDOM_MODEL = dict(preset="small", features=32, heads=["fock", "hcore"], core_baseline=True)
+RANDOM_MODEL = dict(preset="small", features=48, num_interactions=3, heads=["fock", "hcore"], core_baseline=True, energy_correction=True)
 
 #: Parts of the breakdown, in the order they run within a step; "other" is the step minus these.
 BREAKDOWN_PARTS = ("graph", "forward", "integrals", "electronic", "backward")
