@@ -117,8 +117,10 @@ def main(argv=None) -> int:
         points.append((n, mae))
         print(f"| {n} | {steps} | {hours:.2f} | {mae:.1f} |")
     fit = power_law(points)
-    if fit is not None and fit[1] > 0:
-        print(f"\nMAE ~ N^-{fit[1]:.2f}; at that slope {args.target:g} µEh needs about {(fit[0] / args.target) ** (1 / fit[1]):,.0f} training frames at {args.steps} steps")
+    if fit is not None:
+        needed = (fit[0] / args.target) ** (1 / fit[1]) if fit[1] > 0 else float("inf")
+        reach = f"about {needed:,.0f} training frames" if needed < 1e7 else "more than ten million training frames: at this many steps, not frames but training limit the error"
+        print(f"\nMAE ~ N^-{fit[1]:.2f}; at that slope {args.target:g} µEh needs {reach} ({args.steps} steps)")
     return 0
 
 
