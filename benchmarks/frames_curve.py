@@ -20,14 +20,12 @@ ethanol recipe). Run from the repository root.
 from __future__ import annotations
 
 import argparse
-import csv
-import os
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import yaml
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from learning_curves import fit_power_law, read_curve, run_training  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ETHANOL = ["../shared/data/ethanol_pbe_def2svp_500K.h5", "../shared/data/ethanol_pbe_def2svp_500K_b.h5"]
@@ -51,38 +49,7 @@ def train_config(n_frames: int, args) -> dict:
 
 def run(n_frames: int, args) -> int:
     """Train (or continue) the run on ``n_frames`` training frames to ``args.steps`` steps."""
-    folder = args.out / f"frames-{n_frames}"
-    folder.mkdir(parents=True, exist_ok=True)
-    config = folder / "config.yaml"
-    config.write_text(yaml.safe_dump(train_config(n_frames, args), sort_keys=False))
-    command = [sys.executable, "-m", "ase_phisnet.cli.main", "train", str(config), "--threads", "1", "--no-progress"]
-    if (folder / "checkpoint.safetensors").exists():
-        command.append("--resume")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    with open(folder / "train.log", "a") as log:
-        return subprocess.run(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
-
-
-def best(folder: Path) -> tuple[float, int, float] | None:
-    """(best validation H MAE µEh, steps run, CPU hours) of one run, or None before its first validation."""
-    path = folder / "metrics.csv"
-    if not path.exists():
-        return None
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        return None
-    return min(float(r["val_fock_mae_uEh"]) for r in rows), int(rows[-1]["step"]), float(rows[-1]["cpu_s"]) / 3600
-
-
-def power_law(points: list[tuple[int, float]]) -> tuple[float, float] | None:
-    """``(a, b)`` of ``MAE = a * N**-b``, least squares in log-log, or None for fewer than 2 points."""
-    import numpy as np
-
-    if len(points) < 2:
-        return None
-    slope, intercept = np.polyfit(np.log([n for n, _ in points]), np.log([m for _, m in points]), 1)
-    return float(np.exp(intercept)), float(-slope)
+    return run_training(args.out / f"frames-{n_frames}", train_config(n_frames, args), threads=1)
 
 
 def main(argv=None) -> int:
@@ -109,14 +76,14 @@ def main(argv=None) -> int:
     print("| training frames | steps | CPU h | best val H MAE (µEh) |\n|---|---|---|---|")
     points = []
     for n in sorted(args.frames):
-        result = best(args.out / f"frames-{n}")
-        if result is None:
+        curve = read_curve(args.out / f"frames-{n}", threads=1)
+        if not curve:
             print(f"| {n} | - | - | - |")
             continue
-        mae, steps, hours = result
+        mae = min(m for _, m, _ in curve)
         points.append((n, mae))
-        print(f"| {n} | {steps} | {hours:.2f} | {mae:.1f} |")
-    fit = power_law(points)
+        print(f"| {n} | {curve[-1][2]} | {curve[-1][0]:.2f} | {mae:.1f} |")
+    fit = fit_power_law(*zip(*points)) if len(points) >= 2 else None
     if fit is not None:
         needed = (fit[0] / args.target) ** (1 / fit[1]) if fit[1] > 0 else float("inf")
         reach = f"about {needed:,.0f} training frames" if needed < 1e7 else "more than ten million training frames: at this many steps, not frames but training limit the error"

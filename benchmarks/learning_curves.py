@@ -63,11 +63,20 @@ def train_config(name: str, out: Path, dataset: str) -> dict:
 
 def run_candidate(name: str, out: Path, minutes: float, threads: int, dataset: str) -> int:
     """Train (or continue) one candidate until its training wall time reaches ``minutes``."""
-    folder = out / name
+    return run_training(out / name, train_config(name, out, dataset), threads, minutes)
+
+
+def run_training(folder: Path, config: dict, threads: int, minutes: float | None = None) -> int:
+    """``phisnet train`` on ``config`` (a TrainConfig mapping, written to FOLDER/config.yaml) in
+    its own process on ``threads`` threads, continuing the run in ``folder`` if it has a
+    checkpoint; stopped after ``minutes`` of training if given. Its output goes to
+    FOLDER/train.log; returns its exit status."""
     folder.mkdir(parents=True, exist_ok=True)
-    config = folder / "config.yaml"
-    config.write_text(yaml.safe_dump(train_config(name, out, dataset), sort_keys=False))
-    command = [sys.executable, "-m", "ase_phisnet.cli.main", "train", str(config), "--threads", str(threads), "--max-minutes", str(minutes), "--no-progress"]
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    command = [sys.executable, "-m", "ase_phisnet.cli.main", "train", str(path), "--threads", str(threads), "--no-progress"]
+    if minutes is not None:
+        command += ["--max-minutes", str(minutes)]
     if (folder / "checkpoint.safetensors").exists():
         command.append("--resume")
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
@@ -95,15 +104,19 @@ def at_budget(curve, hours: float) -> float:
 
 
 def power_law_tail(curve) -> tuple[float, float] | None:
-    """``(a, b)`` of ``MAE = a * hours**-b`` fitted (least squares in log-log) to the second half
-    of a curve's CPU time: the local slope, for an extrapolation, not a prediction."""
-    import numpy as np
-
+    """``(a, b)`` of ``MAE = a * hours**-b`` fitted to the second half of a curve's CPU time:
+    the local slope, for an extrapolation, not a prediction."""
     tail = [(h, mae) for h, mae, _ in curve if h >= curve[-1][0] / 2]
     if len(tail) < 3:
         return None
-    x, y = np.log([h for h, _ in tail]), np.log([mae for _, mae in tail])
-    slope, intercept = np.polyfit(x, y, 1)
+    return fit_power_law([h for h, _ in tail], [mae for _, mae in tail])
+
+
+def fit_power_law(x, y) -> tuple[float, float]:
+    """``(a, b)`` of ``y = a * x**-b``, least squares in log-log."""
+    import numpy as np
+
+    slope, intercept = np.polyfit(np.log(x), np.log(y), 1)
     return float(np.exp(intercept)), float(-slope)
 
 
