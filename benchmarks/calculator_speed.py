@@ -17,7 +17,8 @@ What is measured, per molecule:
   modules, F~ and H~core heads, ``core_baseline``, energy correction), which costs the same.
   The model is loaded (timed), the first energy+forces call of the fresh calculator is the
   cold call (timed, on a frame that is not counted, and it is also the warm-up), then each of
-  ``--frames`` other frames is evaluated once: ``atoms.get_forces()`` then ``atoms.get_potential_energy()`` from the same step;
+  ``--frames`` other frames is evaluated once: ``atoms.get_forces()`` then
+  ``atoms.get_potential_energy()`` from the same step;
 * PySCF: what the calculator replaces, RKS PBE/def2-SVP, grid level 3 (PySCF's default),
   conv_tol 1e-9, default initial guess, energy + analytic gradient, on the first
   ``--pyscf-frames`` of those frames, one thread (``pyscf.lib.num_threads``); PySCF's one-time
